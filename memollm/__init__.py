@@ -1,0 +1,50 @@
+"""memollm: never pay twice for the same LLM answer.
+
+Put ``@cached_llm`` on a function that calls a model and repeated calls are
+answered from cache: in process, from Redis shared by many workers, or from an
+embedded SQLite file that survives restarts.
+"""
+
+from __future__ import annotations
+
+from ._cache import LLMCache, global_stats
+from ._control import bypass, refresh
+from ._decorator import CachedFunction, cached_llm
+from .codec import register_type
+from .config import configure, register_tier
+from .errors import (
+    BackendError,
+    CodecError,
+    ConfigError,
+    IncompatibleEntryError,
+    MemollmError,
+    UncacheableArgumentError,
+)
+from .keys import KeyExplanation
+from .policy import Policy
+from .stats import CacheStats
+
+stats = global_stats
+
+__all__ = [
+    "BackendError",
+    "CacheStats",
+    "CachedFunction",
+    "CodecError",
+    "ConfigError",
+    "IncompatibleEntryError",
+    "KeyExplanation",
+    "LLMCache",
+    "MemollmError",
+    "Policy",
+    "UncacheableArgumentError",
+    "bypass",
+    "cached_llm",
+    "configure",
+    "refresh",
+    "register_tier",
+    "register_type",
+    "stats",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,122 @@
+"""``@cached_llm``: the front door. Thin: it builds an LLMCache and lets it wrap the function."""
+
+from __future__ import annotations
+
+import enum
+import functools
+from collections.abc import Callable, Iterable
+from dataclasses import fields
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, Protocol, TypeVar, overload
+
+from ._cache import LLMCache
+from .errors import ConfigError
+from .policy import Policy
+
+if TYPE_CHECKING:
+    from .backends import Backend
+
+__all__ = ["CachedFunction", "cached_llm"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
+
+
+class _Unset(enum.Enum):
+    UNSET = enum.auto()
+
+
+UNSET = _Unset.UNSET
+_DEFAULTS = Policy()
+
+
+class CachedFunction(Protocol, Generic[P, R_co]):
+    """A function decorated with ``@cached_llm``: callable as before, plus ``.cache``."""
+
+    cache: LLMCache
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
+
+    def __get__(self, instance: object, owner: type | None = None) -> CachedFunction[..., R_co]: ...
+
+
+@overload
+def cached_llm(wrapped: Callable[P, R], /) -> CachedFunction[P, R]: ...
+
+
+@overload
+def cached_llm(
+    wrapped: None = None,
+    /,
+    *,
+    policy: Policy | None = None,
+    name: str | None = None,
+    ttl: float | timedelta | _Unset | None = UNSET,
+    namespace: str | _Unset = UNSET,
+    tiers: Iterable[str | Backend] | str | _Unset = UNSET,
+    semantic: float | Literal["shadow"] | _Unset | None = UNSET,
+    cache_if: Callable[[Any], object] | _Unset | None = UNSET,
+    sampled: Literal["cache", "skip"] | _Unset = UNSET,
+    strict: bool | _Unset = UNSET,
+    version: str | int | _Unset | None = UNSET,
+    ignore: Iterable[str] | str | _Unset = UNSET,
+    key: Callable[..., object] | _Unset | None = UNSET,
+    max_entry_bytes: int | _Unset = UNSET,
+    enabled: bool | _Unset = UNSET,
+) -> Callable[[Callable[P, R]], CachedFunction[P, R]]: ...
+
+
+def cached_llm(
+    wrapped: Callable[..., Any] | None = None,
+    /,
+    *,
+    policy: Policy | None = None,
+    name: str | None = None,
+    **settings: Any,
+) -> Any:
+    """Cache a function that calls a model, so the same question is paid for once.
+
+    Works on sync and async functions, methods, class and static methods, and
+    generators (streams are recorded and replayed chunk by chunk). Use it bare
+    (``@cached_llm``) or with settings (``@cached_llm(ttl=600)``).
+
+    Args:
+        wrapped: The function (when used without parentheses).
+        policy: A :class:`Policy` to start from; keyword settings override its fields.
+        name: The name configuration overrides match (default ``module.qualname``).
+        **settings: Any :class:`Policy` field: ``ttl``, ``namespace``, ``tiers``,
+            ``semantic``, ``cache_if``, ``sampled``, ``strict``, ``version``, ``ignore``,
+            ``key``, ``max_entry_bytes``, ``enabled``.
+
+    Returns:
+        The wrapped function, with an :class:`LLMCache` as its ``cache`` attribute:
+        ``fn.cache.stats()``, ``.clear()``, ``.invalidate(...)``, ``.explain_key(...)``,
+        ``.uncached``.
+
+    Raises:
+        ConfigError: A setting is unknown or has a bad value.
+    """
+    unknown = set(settings) - {f.name for f in fields(Policy)}
+    if unknown:
+        raise ConfigError(f"cached_llm(): unknown setting(s): {', '.join(sorted(unknown))}")
+    explicit = {k: v for k, v in settings.items() if v is not UNSET}
+    if wrapped is None:
+        return functools.partial(cached_llm, policy=policy, name=name, **explicit)
+    target: object = wrapped
+    if not callable(target) and not isinstance(target, (classmethod, staticmethod)):
+        raise ConfigError(f"cached_llm() decorates functions, got {wrapped!r}")
+    merged: dict[str, Any] = {}
+    if policy is not None:
+        if not isinstance(policy, Policy):
+            raise ConfigError(f"policy must be a memollm.Policy, got {policy!r}")
+        # Only what the Policy changes counts as the decorator's own choice.
+        merged = {
+            f.name: getattr(policy, f.name)
+            for f in fields(Policy)
+            if getattr(policy, f.name) != getattr(_DEFAULTS, f.name)
+        }
+    merged.update(explicit)
+    Policy(**merged)  # name the bad value here, at decoration time
+    cache = LLMCache(wrapped, settings=merged, name=name)
+    return cache.wrap(wrapped)

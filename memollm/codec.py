@@ -1,0 +1,275 @@
+"""The msgpack envelope every tier stores, and the safe restoring of typed results.
+
+An envelope is a msgpack array ``[format, kind, created, expires, meta, payload]``.
+Plain values (None, bool, int, float, str, bytes, lists, dicts) are stored as
+msgpack natives; tuples, sets and big ints as extension types; dataclasses,
+pydantic models, named tuples and enums as their class name plus fields. A class
+is only ever restored if the function's return annotation names it or the user
+called :func:`register_type`: nothing found in cached bytes is ever imported.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import typing
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+import msgpack
+
+from .errors import CodecError, IncompatibleEntryError
+
+__all__ = ["KIND_STREAM", "KIND_VALUE", "Codec", "Entry", "register_type", "restorable_types"]
+
+FORMAT_VERSION = 1
+KIND_VALUE = 0
+KIND_STREAM = 1
+
+_EXT_TUPLE = 1
+_EXT_SET = 2
+_EXT_FROZENSET = 3
+_EXT_BIGINT = 4
+_EXT_OBJECT = 5
+_EXT_ENUM = 6
+
+_registry: dict[str, type] = {}
+
+
+def register_type(cls: type) -> type:
+    """Allow instances of ``cls`` (a dataclass, pydantic model, named tuple or enum) to be restored.
+
+    Returns ``cls`` so it can be used as a class decorator.
+    """
+    if not isinstance(cls, type) or _object_kind(cls) is None:
+        raise TypeError(
+            f"register_type() takes a dataclass, pydantic model, named tuple or enum class, got {cls!r}"
+        )
+    _registry[_name(cls)] = cls
+    return cls
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A decoded envelope."""
+
+    value: Any
+    kind: int
+    created: float
+    expires: float | None
+    meta: dict[str, Any]
+
+
+def _name(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _object_kind(cls: type) -> str | None:
+    if issubclass(cls, enum.Enum):
+        return "enum"
+    if dataclasses.is_dataclass(cls):
+        return "dataclass"
+    if callable(getattr(cls, "model_validate", None)) and hasattr(cls, "model_fields"):
+        return "pydantic"
+    if issubclass(cls, tuple) and hasattr(cls, "_fields"):
+        return "namedtuple"
+    return None
+
+
+def restorable_types(annotation: object) -> set[type]:
+    """Classes named anywhere in ``annotation`` (and in their dataclass fields) that the codec may restore."""
+    found: set[type] = set()
+    _collect(annotation, found, 0)
+    return found
+
+
+def _collect(tp: object, found: set[type], depth: int) -> None:
+    if depth > 20:
+        return
+    if isinstance(tp, type):
+        if tp in found or _object_kind(tp) is None:
+            return
+        found.add(tp)
+        if dataclasses.is_dataclass(tp):
+            try:
+                hints = typing.get_type_hints(tp)
+            except Exception:  # noqa: BLE001 - unresolvable hints only narrow what is restorable
+                hints = {}
+            for hint in hints.values():
+                _collect(hint, found, depth + 1)
+        return
+    for arg in typing.get_args(tp):
+        _collect(arg, found, depth + 1)
+
+
+class Codec:
+    """Encodes results into envelopes and decodes them back, bounded and without pickle."""
+
+    def __init__(self, allowed: Iterable[type] = (), *, max_bytes: int = 16 * 1024 * 1024) -> None:
+        self._allowed = {_name(cls): cls for cls in allowed}
+        self.max_bytes = max_bytes
+
+    def allow(self, types: Iterable[type]) -> None:
+        """Add classes this codec may restore."""
+        for cls in types:
+            self._allowed[_name(cls)] = cls
+
+    def _lookup(self, name: str) -> type | None:
+        return self._allowed.get(name) or _registry.get(name)
+
+    def encode(
+        self,
+        value: object,
+        *,
+        kind: int = KIND_VALUE,
+        created: float,
+        expires: float | None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> bytes:
+        """Encode ``value`` into an envelope; ``CodecError`` if it cannot be stored."""
+        envelope = [FORMAT_VERSION, kind, created, expires, dict(meta or {}), value]
+        try:
+            data: bytes = msgpack.packb(envelope, default=self._default, use_bin_type=True, strict_types=True)
+        except CodecError:
+            raise
+        except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+            raise CodecError(f"cannot encode a result of type {type(value).__qualname__}: {exc}") from None
+        if len(data) > self.max_bytes:
+            raise CodecError(f"encoded result is {len(data)} bytes, above the limit of {self.max_bytes}")
+        return data
+
+    def decode(self, data: bytes) -> Entry:
+        """Decode an envelope; ``CodecError`` for anything malformed, oversized or unknown."""
+        _, kind, created, expires, meta, value = self.envelope(data)
+        if (
+            type(created) is not float
+            or not (expires is None or type(expires) is float)
+            or type(meta) is not dict
+            or kind not in (KIND_VALUE, KIND_STREAM)
+        ):
+            raise CodecError("corrupt entry: malformed envelope fields")
+        return Entry(value, kind, created, expires, meta)
+
+    def envelope(self, data: bytes) -> list[Any]:
+        """Unpack an envelope into its six fields, checking only its shape and version.
+
+        The hit path uses this and checks the fields it reads itself; ``decode`` checks all.
+        """
+        if len(data) > self.max_bytes:
+            raise CodecError(f"entry is {len(data)} bytes, above the limit of {self.max_bytes}")
+        try:
+            obj = msgpack.unpackb(data, ext_hook=self._ext_hook, strict_map_key=False)
+        except CodecError:
+            raise
+        except (ValueError, TypeError, KeyError, RecursionError, msgpack.UnpackException) as exc:
+            raise CodecError(f"corrupt entry: {exc}") from None
+        if type(obj) is not list or len(obj) != 6:
+            raise CodecError("corrupt entry: not an envelope")
+        if obj[0] != FORMAT_VERSION:
+            raise IncompatibleEntryError(f"entry format {obj[0]!r}, this version reads {FORMAT_VERSION}")
+        return obj
+
+    def _default(self, obj: object) -> object:  # noqa: PLR0911 - one return per type
+        if isinstance(obj, enum.Enum):
+            return self._ext_object(_EXT_ENUM, obj, obj.value)
+        if isinstance(obj, tuple):
+            if type(obj) is tuple:
+                return msgpack.ExtType(_EXT_TUPLE, self._pack(list(obj)))
+            if hasattr(obj, "_fields"):
+                return self._ext_object(_EXT_OBJECT, obj, list(obj))
+        if isinstance(obj, (set, frozenset)):
+            code = _EXT_SET if isinstance(obj, set) else _EXT_FROZENSET
+            return msgpack.ExtType(code, self._pack(list(obj)))
+        if type(obj) is int:  # only reaches here when it does not fit 64 bits
+            return msgpack.ExtType(_EXT_BIGINT, str(obj).encode())
+        if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+            fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if f.init}
+            return self._ext_object(_EXT_OBJECT, obj, fields)
+        if callable(getattr(obj, "model_dump", None)) and hasattr(type(obj), "model_fields"):
+            dumped = obj.model_dump(mode="json", by_alias=True, round_trip=True)  # type: ignore[attr-defined]
+            return self._ext_object(_EXT_OBJECT, obj, dumped)
+        return _plain(obj)
+
+    def _ext_object(self, code: int, obj: object, payload: object) -> msgpack.ExtType:
+        name = _name(type(obj))
+        if self._lookup(name) is not type(obj):
+            raise CodecError(
+                f"{name} cannot be restored from the cache: name it in the function's return "
+                f"annotation or call memollm.register_type({type(obj).__qualname__})"
+            )
+        return msgpack.ExtType(code, self._pack([name, payload]))
+
+    def _pack(self, value: object) -> bytes:
+        return msgpack.packb(value, default=self._default, use_bin_type=True, strict_types=True)  # type: ignore[no-any-return]
+
+    def _unpack(self, data: bytes) -> Any:
+        return msgpack.unpackb(data, ext_hook=self._ext_hook, strict_map_key=False)
+
+    def _ext_hook(self, code: int, data: bytes) -> object:
+        if code == _EXT_TUPLE:
+            return tuple(self._unpack_list(data))
+        if code == _EXT_SET:
+            return set(self._unpack_list(data))
+        if code == _EXT_FROZENSET:
+            return frozenset(self._unpack_list(data))
+        if code == _EXT_BIGINT:
+            return int(data.decode("ascii"))
+        if code in (_EXT_OBJECT, _EXT_ENUM):
+            pair = self._unpack(data)
+            if type(pair) is not list or len(pair) != 2 or type(pair[0]) is not str:
+                raise CodecError("corrupt entry: malformed object")
+            name, payload = pair
+            cls = self._lookup(name)
+            if cls is None:
+                raise CodecError(f"entry holds a {name}, which this function may not restore")
+            return _restore(cls, payload, code)
+        raise CodecError(f"corrupt entry: unknown extension type {code}")
+
+    def _unpack_list(self, data: bytes) -> list[Any]:
+        items = self._unpack(data)
+        if type(items) is not list:
+            raise CodecError("corrupt entry: malformed container")
+        return items
+
+
+_BUILTINS: tuple[type, ...] = (bool, int, str, float, bytes, list, dict)
+
+
+def _plain(obj: object) -> object:
+    """Subclasses of built-in types (str, int, dict, ...) are stored as the built-in."""
+    for base in _BUILTINS:
+        if isinstance(obj, base):
+            return cast("Callable[[object], object]", base)(obj)
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    if isinstance(obj, (bytearray, memoryview)):
+        return bytes(obj)
+    raise CodecError(f"values of type {type(obj).__qualname__} cannot be cached")
+
+
+def _restore(cls: type, payload: Any, code: int) -> object:
+    kind = _object_kind(cls)
+    try:
+        if code == _EXT_ENUM:
+            if kind != "enum":
+                raise CodecError(f"{_name(cls)} is not an enum")
+            return cls(payload)
+        if kind == "pydantic":
+            return cls.model_validate(payload)  # type: ignore[attr-defined]
+        if kind == "namedtuple" and type(payload) is list:
+            return cls(*payload)
+        if kind == "dataclass" and type(payload) is dict:
+            return cls(**payload)
+    except CodecError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a class rejecting old fields is a miss, not a crash
+        raise CodecError(f"cannot restore {_name(cls)}: {exc}") from None
+    raise CodecError(f"corrupt entry: bad payload for {_name(cls)}")
+
+
+def _resolve_return(func: Callable[..., Any]) -> object:
+    try:
+        return typing.get_type_hints(func).get("return")
+    except Exception:  # noqa: BLE001 - unresolvable forward references
+        return getattr(func, "__annotations__", {}).get("return")

@@ -1,0 +1,211 @@
+"""Where a function's policy comes from, and in what order the sources win.
+
+From lowest to highest precedence:
+
+1. ``Policy`` built-in defaults
+2. defaults for every function: ``memollm.configure(**settings)`` < config file
+   (``[tool.memollm]`` / top level of ``memollm.toml``) < ``MEMOLLM_<SETTING>``
+3. the decorator's own arguments
+4. overrides by function name (glob patterns, longer patterns win):
+   ``memollm.configure("pattern", **settings)`` < the file's ``overrides`` tables <
+   ``MEMOLLM_OVERRIDES`` (a JSON object of pattern -> settings)
+
+So code sets defaults, and an operator can change any function's TTL (or turn
+caching off) from the file or the environment without a code change.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import sys
+import threading
+from collections.abc import Mapping
+from dataclasses import fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError
+from .policy import Policy
+
+if TYPE_CHECKING:
+    from .backends import Backend
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+
+__all__ = ["configure", "get_tier", "register_tier", "reset", "resolve"]
+
+_ENV_PREFIX = "MEMOLLM_"
+_POLICY_FIELDS = tuple(f.name for f in fields(Policy))
+
+
+class _Layer:
+    __slots__ = ("defaults", "overrides")
+
+    def __init__(self) -> None:
+        self.defaults: dict[str, Any] = {}
+        self.overrides: dict[str, dict[str, Any]] = {}
+
+
+class _State:
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.generation = 0
+        self.code = _Layer()
+        self.file: _Layer | None = None
+        self.env: _Layer | None = None
+        self.source: str | None = None
+        self.tiers: dict[str, Backend] = {}
+
+
+_state = _State()
+
+
+def generation() -> int:
+    """A number that changes whenever configuration changes."""
+    return _state.generation
+
+
+def configure(pattern: str | None = None, /, **settings: Any) -> None:
+    """Set policy settings from code.
+
+    ``configure(ttl=600)`` sets a default for every function that does not set it
+    itself; ``configure("myapp.llm.*", ttl=60)`` overrides the functions whose
+    name matches the glob pattern, decorator arguments included. Takes effect on
+    the next call of each function.
+    """
+    unknown = set(settings) - set(_POLICY_FIELDS)
+    if unknown:
+        raise ConfigError(f"configure(): unknown policy setting(s): {', '.join(sorted(unknown))}")
+    Policy(**settings)  # validate now, where the caller can see the mistake
+    with _state.lock:
+        layer = _state.code
+        target = layer.defaults if pattern is None else layer.overrides.setdefault(pattern, {})
+        target.update(settings)
+        _state.generation += 1
+
+
+def reset() -> None:
+    """Forget settings made with :func:`configure` and re-read the file and environment."""
+    with _state.lock:
+        _state.code = _Layer()
+        _state.file = None
+        _state.env = None
+        _state.generation += 1
+
+
+def register_tier(name: str, backend: Backend) -> None:
+    """Make ``backend`` the tier that policies name ``name`` (e.g. a sized ``"memory"``)."""
+    Policy(tiers=(name,))  # validates the name
+    with _state.lock:
+        _state.tiers[name] = backend
+        _state.generation += 1
+
+
+def get_tier(name: str) -> Backend:
+    """Return the backend registered as ``name``, creating the default ``"memory"`` tier on demand."""
+    with _state.lock:
+        backend = _state.tiers.get(name)
+        if backend is None:
+            if name != "memory":
+                raise ConfigError(
+                    f"no tier named {name!r} is registered; call memollm.register_tier({name!r}, backend)"
+                )
+            from .backends.memory import MemoryBackend
+
+            backend = _state.tiers[name] = MemoryBackend()
+        return backend
+
+
+def resolve(name: str, decorator: Mapping[str, Any]) -> Policy:
+    """Return the policy for the function called ``name`` given its decorator's settings."""
+    with _state.lock:
+        _load()
+        layers = [_state.code, _state.file, _state.env]
+        merged: dict[str, Any] = {}
+        for layer in layers:
+            merged.update(layer.defaults)  # type: ignore[union-attr]
+        merged.update(decorator)
+        for layer in layers:
+            for pattern in sorted(layer.overrides, key=len):  # type: ignore[union-attr]
+                if fnmatch.fnmatchcase(name, pattern):
+                    merged.update(layer.overrides[pattern])  # type: ignore[union-attr]
+    return Policy(**merged)
+
+
+def source() -> str | None:
+    """The config file in use, if any."""
+    with _state.lock:
+        _load()
+        return _state.source
+
+
+def _load() -> None:
+    if _state.file is None:
+        _state.file, _state.source = _read_file()
+    if _state.env is None:
+        _state.env = _read_env(os.environ)
+
+
+def _read_file() -> tuple[_Layer, str | None]:
+    layer = _Layer()
+    explicit = os.environ.get(_ENV_PREFIX + "CONFIG")
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"MEMOLLM_CONFIG names {explicit!r}, which is not a file")
+        candidates = [path]
+    else:
+        candidates = [Path("memollm.toml"), Path("pyproject.toml")]
+    for path in candidates:
+        if not path.is_file():
+            continue
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read {path}: {exc}") from None
+        if path.name == "pyproject.toml" and not explicit:
+            data = data.get("tool", {}).get("memollm")
+            if data is None:
+                continue
+        elif "tool" in data and "memollm" in data["tool"]:
+            data = data["tool"]["memollm"]
+        _fill(layer, data, str(path))
+        return layer, str(path)
+    return layer, None
+
+
+def _fill(layer: _Layer, data: Mapping[str, Any], where: str) -> None:
+    data = dict(data)
+    overrides = data.pop("overrides", {})
+    if not isinstance(overrides, Mapping):
+        raise ConfigError(f"{where}: 'overrides' must be a table of pattern = {{settings}}")
+    layer.defaults = Policy.parse_settings(data, source=where)
+    for pattern, settings in overrides.items():
+        if not isinstance(settings, Mapping):
+            raise ConfigError(f"{where}: overrides.{pattern} must be a table of settings")
+        layer.overrides[pattern] = Policy.parse_settings(settings, source=f"{where} overrides.{pattern}")
+
+
+def _read_env(environ: Mapping[str, str]) -> _Layer:
+    layer = _Layer()
+    text = environ.get(_ENV_PREFIX + "OVERRIDES")
+    if text:
+        try:
+            overrides = json.loads(text)
+        except ValueError as exc:
+            raise ConfigError(f"MEMOLLM_OVERRIDES is not valid JSON: {exc}") from None
+        if not isinstance(overrides, dict):
+            raise ConfigError("MEMOLLM_OVERRIDES must be a JSON object of pattern -> settings")
+        _fill(layer, {"overrides": overrides}, "MEMOLLM_OVERRIDES")
+    raw = {
+        name: environ[_ENV_PREFIX + name.upper()]
+        for name in _POLICY_FIELDS
+        if _ENV_PREFIX + name.upper() in environ
+    }
+    layer.defaults = Policy.parse_settings(raw, source="environment (MEMOLLM_*)")
+    return layer

@@ -1,0 +1,63 @@
+"""Errors raised by memollm.
+
+The hierarchy::
+
+    MemollmError
+    ├── ConfigError              a policy or configuration value is wrong (also ValueError)
+    ├── UncacheableArgumentError an argument cannot be part of a cache key (also TypeError)
+    ├── CodecError               a value cannot be encoded or a cached entry decoded (also ValueError)
+    │   └── IncompatibleEntryError   the entry was written in a format this version does not know
+    └── BackendError             a cache tier failed and the policy is strict
+
+Exceptions raised by the function being cached are never wrapped: they reach
+the caller unchanged.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BackendError",
+    "CodecError",
+    "ConfigError",
+    "IncompatibleEntryError",
+    "MemollmError",
+    "UncacheableArgumentError",
+]
+
+
+class MemollmError(Exception):
+    """Base class of every error memollm raises itself."""
+
+
+class ConfigError(MemollmError, ValueError):
+    """A policy or configuration value is invalid."""
+
+
+class UncacheableArgumentError(MemollmError, TypeError):
+    """An argument has a type that cannot be turned into a stable cache key."""
+
+    def __init__(self, path: str, value: object, *, reason: str | None = None) -> None:
+        self.path = path
+        self.type_name = _type_name(type(value))
+        super().__init__(
+            reason
+            or f"argument {path!r} of type {self.type_name} cannot be part of a cache key; "
+            f"leave it out with ignore=[...], give the type a __memollm_key__() method, "
+            f"or pass key=... to build the key yourself"
+        )
+
+
+class CodecError(MemollmError, ValueError):
+    """A value could not be encoded, or a cached entry could not be decoded."""
+
+
+class IncompatibleEntryError(CodecError):
+    """A cached entry uses an envelope format this version of memollm does not read."""
+
+
+class BackendError(MemollmError):
+    """A cache tier failed while the policy asked for ``strict=True``."""
+
+
+def _type_name(tp: type) -> str:
+    return f"{tp.__module__}.{tp.__qualname__}"

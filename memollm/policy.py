@@ -1,0 +1,192 @@
+"""The frozen value that says how one function is cached."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .backends import Backend
+
+__all__ = ["Policy"]
+
+_NAMESPACE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+_TIER_NAME = re.compile(r"^[a-z][a-z0-9_\-]{0,31}$")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+# Settings that hold code cannot come from a file or the environment.
+_CODE_ONLY = frozenset({"cache_if", "key"})
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """How a function's results are cached.
+
+    Args:
+        ttl: Seconds (or a ``timedelta``) an entry stays fresh; ``None`` never expires.
+        namespace: Groups entries so they can be cleared together; part of every key.
+        tiers: Cache tiers to read through, fastest first: names (``"memory"``) or
+            backend objects.
+        semantic: Cosine threshold for the semantic tier, ``"shadow"`` to measure
+            without serving, or ``None`` for exact caching only.
+        cache_if: Called with the result (a list of chunks for streams); a falsy
+            return skips storing it. Use it to keep refusals and truncated answers out.
+        sampled: ``"cache"`` caches calls whose ``temperature`` is above 0 (a hit
+            replays one sample); ``"skip"`` calls the model every time for them.
+        strict: Raise memollm errors (an argument that cannot be keyed, a failing
+            tier) instead of logging a warning and calling through uncached.
+        version: A salt to bump when the prompt template or model behind the function
+            changes, so old answers are no longer served.
+        ignore: Argument names left out of the key (``client``, ``timeout``, ``api_key``).
+        key: A callable taking the function's arguments and returning the value to key
+            on; replaces the automatic key entirely.
+        max_entry_bytes: Results whose encoding is larger are not stored.
+        enabled: ``False`` turns caching off for the function (calls go straight through).
+    """
+
+    ttl: float | timedelta | None = 3600.0
+    namespace: str = "default"
+    tiers: tuple[str | Backend, ...] = ("memory",)
+    semantic: float | Literal["shadow"] | None = None
+    cache_if: Callable[[Any], object] | None = None
+    sampled: Literal["cache", "skip"] = "cache"
+    strict: bool = False
+    version: str | int | None = None
+    ignore: frozenset[str] = field(default_factory=frozenset)
+    key: Callable[..., object] | None = None
+    max_entry_bytes: int = 16 * 1024 * 1024
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ttl", _check_ttl(self.ttl))
+        if not isinstance(self.namespace, str) or not _NAMESPACE.match(self.namespace):
+            raise ConfigError(
+                f"namespace must be 1-64 characters of letters, digits, '_', '.' or '-', "
+                f"got {self.namespace!r}"
+            )
+        object.__setattr__(self, "tiers", _check_tiers(self.tiers))
+        object.__setattr__(self, "semantic", _check_semantic(self.semantic))
+        for name in ("cache_if", "key"):
+            value = getattr(self, name)
+            if value is not None and not callable(value):
+                raise ConfigError(f"{name} must be callable or None, got {value!r}")
+        if self.sampled not in ("cache", "skip"):
+            raise ConfigError(f"sampled must be 'cache' or 'skip', got {self.sampled!r}")
+        for name in ("strict", "enabled"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if self.version is not None and (
+            isinstance(self.version, bool) or not isinstance(self.version, (str, int))
+        ):
+            raise ConfigError(f"version must be a string, an int or None, got {self.version!r}")
+        raw_ignore: object = self.ignore
+        ignore = (raw_ignore,) if isinstance(raw_ignore, str) else tuple(raw_ignore)  # type: ignore[arg-type]
+        if not all(isinstance(name, str) for name in ignore):
+            raise ConfigError(f"ignore must be argument names, got {self.ignore!r}")
+        object.__setattr__(self, "ignore", frozenset(ignore))
+        size = self.max_entry_bytes
+        if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+            raise ConfigError(f"max_entry_bytes must be a positive int, got {size!r}")
+
+    @property
+    def ttl_seconds(self) -> float | None:
+        """The TTL as seconds (``None`` when entries never expire)."""
+        return self.ttl  # type: ignore[return-value]  # normalised in __post_init__
+
+    def replace(self, **changes: Any) -> Policy:
+        """Return a copy with ``changes`` applied and validated."""
+        unknown = set(changes) - set(_FIELDS)
+        if unknown:
+            raise ConfigError(f"unknown policy setting(s): {', '.join(sorted(unknown))}")
+        return replace(self, **changes)
+
+    @classmethod
+    def parse_settings(cls, data: Mapping[str, object], *, source: str) -> dict[str, Any]:
+        """Validate settings read from ``source`` (a file or the environment) into field values.
+
+        Strings are converted the way the environment needs (``"600"``, ``"true"``,
+        ``"memory,redis"``); values of the right type pass as they are.
+        """
+        out: dict[str, Any] = {}
+        for name, raw in data.items():
+            if name not in _FIELDS:
+                raise ConfigError(f"{source}: unknown policy setting {name!r}")
+            if name in _CODE_ONLY:
+                raise ConfigError(f"{source}: {name!r} holds code and can only be set in Python")
+            try:
+                out[name] = _convert(name, raw)
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"{source}: bad value {raw!r} for {name!r}: {exc}") from None
+        try:
+            cls(**out)  # validate the values together, with the source in the message
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+        return out
+
+
+_FIELDS = tuple(f.name for f in fields(Policy))
+
+
+def _check_ttl(ttl: object) -> float | None:
+    if isinstance(ttl, timedelta):
+        ttl = ttl.total_seconds()
+    if ttl is None:
+        return None
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
+        raise ConfigError(f"ttl must be a number of seconds or None, got {ttl!r}")
+    if not math.isfinite(ttl) or ttl <= 0:
+        raise ConfigError(f"ttl must be a positive, finite number of seconds, got {ttl!r}")
+    return float(ttl)
+
+
+def _check_tiers(tiers: object) -> tuple[object, ...]:
+    result: tuple[object, ...] = (tiers,) if isinstance(tiers, str) else tuple(tiers)  # type: ignore[arg-type]
+    if not result:
+        raise ConfigError("tiers must name at least one tier, got an empty list")
+    for tier in result:
+        if isinstance(tier, str):
+            if not _TIER_NAME.match(tier):
+                raise ConfigError(f"tier names are lowercase identifiers, got {tier!r}")
+        elif not (callable(getattr(tier, "get", None)) and callable(getattr(tier, "set", None))):
+            raise ConfigError(f"tiers holds {tier!r}, which is neither a tier name nor a backend")
+    return result
+
+
+def _check_semantic(sem: object) -> float | str | None:
+    if sem is None or sem == "shadow":
+        return sem
+    if isinstance(sem, bool) or not isinstance(sem, (int, float)) or not 0.0 < sem <= 1.0:
+        raise ConfigError(f"semantic must be a cosine threshold in (0, 1], 'shadow' or None, got {sem!r}")
+    return float(sem)
+
+
+def _convert(name: str, raw: object) -> object:  # noqa: PLR0911 - one return per setting
+    if not isinstance(raw, str):
+        if name in ("tiers", "ignore") and isinstance(raw, Iterable):
+            return tuple(raw)
+        return raw
+    text = raw.strip()
+    lowered = text.lower()
+    if name in ("ttl", "semantic", "version") and lowered in ("none", "null", "off", ""):
+        return None
+    if name == "ttl":
+        return float(text)
+    if name == "semantic":
+        return "shadow" if lowered == "shadow" else float(text)
+    if name == "max_entry_bytes":
+        return int(text)
+    if name in ("strict", "enabled"):
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise ValueError("expected true/false")
+    if name in ("tiers", "ignore"):
+        return tuple(part.strip() for part in text.split(",") if part.strip())
+    return text
