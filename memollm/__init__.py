@@ -7,9 +7,11 @@ embedded SQLite file that survives restarts.
 
 from __future__ import annotations
 
-from ._cache import LLMCache, global_stats
+from ._cache import LLMCache
+from ._cache import global_stats as stats
 from ._control import bypass, refresh
 from ._decorator import CachedFunction, cached_llm
+from ._stats import CacheStats
 from .codec import register_type
 from .config import configure, register_tier
 from .errors import (
@@ -22,9 +24,6 @@ from .errors import (
 )
 from .keys import KeyExplanation
 from .policy import Policy
-from .stats import CacheStats
-
-stats = global_stats
 
 __all__ = [
     "BackendError",

@@ -12,20 +12,20 @@ import inspect
 import itertools
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from . import _wrapper, config
 from ._control import BYPASS, NORMAL, REFRESH, mode
 from ._log import logger, warn_once
+from ._stats import CacheStats, StatsRecorder
 from .backends import Backend
 from .backends.memory import MemoryBackend, MemoryItem
 from .codec import KIND_STREAM, KIND_VALUE, Codec, _resolve_return, restorable_types
 from .errors import BackendError, CodecError, IncompatibleEntryError, UncacheableArgumentError
 from .keys import KeyBuilder, KeyExplanation, function_id
 from .policy import Policy
-from .stats import CacheStats, StatsRecorder
 
 __all__ = ["LLMCache", "global_stats"]
 
@@ -104,44 +104,26 @@ class LLMCache:
     def clear(self) -> int:
         """Remove this function's entries (all argument values, all versions) from every tier."""
         plan = self._current()
-        removed = 0
-        for name, tier in zip(plan.names, plan.tiers, strict=True):
-            try:
-                removed += tier.clear(plan.keys.prefix)
-            except Exception as exc:  # noqa: BLE001 - fail open
-                self._tier_failed(plan, name, exc)
-        return removed
+        prefix = plan.keys.prefix
+        return self._each(plan, lambda tier: tier.clear(prefix))
 
     async def aclear(self) -> int:
         """Async face of :meth:`clear`."""
         plan = self._current()
-        removed = 0
-        for name, tier in zip(plan.names, plan.tiers, strict=True):
-            try:
-                removed += await tier.aclear(plan.keys.prefix)
-            except Exception as exc:  # noqa: BLE001 - fail open
-                self._tier_failed(plan, name, exc)
-        return removed
+        prefix = plan.keys.prefix
+        return await self._aeach(plan, lambda tier: tier.aclear(prefix))
 
     def invalidate(self, *args: Any, **kwargs: Any) -> None:
         """Remove the entry for one call, given the function's arguments (``self`` first for methods)."""
         plan = self._current()
         key = plan.keys.info(None, args, kwargs).key
-        for name, tier in zip(plan.names, plan.tiers, strict=True):
-            try:
-                tier.delete(key)
-            except Exception as exc:  # noqa: BLE001 - fail open
-                self._tier_failed(plan, name, exc)
+        self._each(plan, lambda tier: tier.delete(key))
 
     async def ainvalidate(self, *args: Any, **kwargs: Any) -> None:
         """Async face of :meth:`invalidate`."""
         plan = self._current()
         key = plan.keys.info(None, args, kwargs).key
-        for name, tier in zip(plan.names, plan.tiers, strict=True):
-            try:
-                await tier.adelete(key)
-            except Exception as exc:  # noqa: BLE001 - fail open
-                self._tier_failed(plan, name, exc)
+        await self._aeach(plan, lambda tier: tier.adelete(key))
 
     def explain_key(self, *args: Any, **kwargs: Any) -> KeyExplanation:
         """Show the canonical parts of the key for a call (``self`` first for methods)."""
@@ -284,7 +266,7 @@ class LLMCache:
         generation = _config.generation
         policy = config.resolve(self.name, self._settings)
         tiers = tuple(config.get_tier(t) if isinstance(t, str) else t for t in policy.tiers)
-        names = tuple(t if isinstance(t, str) else t.name for t in policy.tiers)
+        names = _unique(t if isinstance(t, str) else t.name for t in policy.tiers)
         if policy.semantic is not None:
             warn_once(
                 ("semantic", self.name),
@@ -305,7 +287,8 @@ class LLMCache:
             skip_sampled=policy.sampled == "skip",
             enabled=policy.enabled,
             hits=tuple(self._stats.hit_counter(name) for name in names),
-            peek=tiers[0].peek if isinstance(tiers[0], MemoryBackend) else None,
+            # Exactly MemoryBackend: a subclass may override get() and must be called.
+            peek=tiers[0].peek if type(tiers[0]) is MemoryBackend else None,
         )
         self._plan = plan
         return plan
@@ -407,7 +390,9 @@ class LLMCache:
                 self._tier_failed(plan, plan.names[index], exc)
                 continue
             if index:
-                self._promote(plan, index, key, data, _remaining(plan, env[3], now))
+                # Copy a lower tier's hit upwards with the TTL it has left, never a fresh one.
+                remaining = _remaining(plan, env[3], now)
+                self._each(plan, lambda up: up.set(key, data, remaining), upto=index)  # noqa: B023 - runs now
             return env[5]
         self._stats.add("misses")
         return _MISS
@@ -428,23 +413,12 @@ class LLMCache:
                 self._tier_failed(plan, plan.names[index], exc)
                 continue
             if index:
+                # Copy a lower tier's hit upwards with the TTL it has left, never a fresh one.
                 remaining = _remaining(plan, env[3], now)
-                for upper, name in zip(plan.tiers[:index], plan.names, strict=False):
-                    try:
-                        await upper.aset(key, data, remaining)
-                    except Exception as exc:  # noqa: BLE001 - promotion is best effort
-                        self._tier_failed(plan, name, exc)
+                await self._aeach(plan, lambda up: up.aset(key, data, remaining), upto=index)  # noqa: B023 - runs now
             return env[5]
         self._stats.add("misses")
         return _MISS
-
-    def _promote(self, plan: _Plan, index: int, key: str, data: bytes, remaining: float | None) -> None:
-        # Copy a lower tier's hit upwards with the TTL it has left, never a fresh one.
-        for upper, name in zip(plan.tiers[:index], plan.names, strict=False):
-            try:
-                upper.set(key, data, remaining)
-            except Exception as exc:  # noqa: BLE001 - promotion is best effort
-                self._tier_failed(plan, name, exc)
 
     def _encode(self, plan: _Plan, value: Any, kind: int) -> bytes | None:
         policy = plan.policy
@@ -477,20 +451,34 @@ class LLMCache:
             return None
 
     def _write(self, plan: _Plan, key: str, data: bytes) -> None:
-        for name, tier in zip(plan.names, plan.tiers, strict=True):
-            try:
-                tier.set(key, data, plan.ttl)
-            except Exception as exc:  # noqa: BLE001 - a failing tier is skipped
-                self._tier_failed(plan, name, exc)
+        self._each(plan, lambda tier: tier.set(key, data, plan.ttl))
         self._stats.add("stores")
 
     async def _awrite(self, plan: _Plan, key: str, data: bytes) -> None:
-        for name, tier in zip(plan.names, plan.tiers, strict=True):
+        await self._aeach(plan, lambda tier: tier.aset(key, data, plan.ttl))
+        self._stats.add("stores")
+
+    def _each(self, plan: _Plan, op: Callable[[Backend], int | None], upto: int | None = None) -> int:
+        """Run ``op`` on each tier (the first ``upto``), skipping failures; sum what it returns."""
+        total = 0
+        for name, tier in zip(plan.names[:upto], plan.tiers[:upto], strict=True):
             try:
-                await tier.aset(key, data, plan.ttl)
+                total += op(tier) or 0
             except Exception as exc:  # noqa: BLE001 - a failing tier is skipped
                 self._tier_failed(plan, name, exc)
-        self._stats.add("stores")
+        return total
+
+    async def _aeach(
+        self, plan: _Plan, op: Callable[[Backend], Awaitable[int | None]], upto: int | None = None
+    ) -> int:
+        """Async face of :meth:`_each`."""
+        total = 0
+        for name, tier in zip(plan.names[:upto], plan.tiers[:upto], strict=True):
+            try:
+                total += await op(tier) or 0
+            except Exception as exc:  # noqa: BLE001 - a failing tier is skipped
+                self._tier_failed(plan, name, exc)
+        return total
 
     def _tier_failed(self, plan: _Plan, name: str, exc: Exception) -> None:
         self._stats.add("errors")
@@ -521,6 +509,16 @@ def _memo_of(env: list[Any]) -> tuple[int, float | None, object] | None:
         # A stream replays its chunks, never the list itself.
         return env[1], env[3], tuple(value)
     return None
+
+
+def _unique(names: Iterable[str]) -> tuple[str, ...]:
+    """Tier names for stats and logs; a repeated name gets "#2", "#3"."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
+    return tuple(out)
 
 
 def _remaining(plan: _Plan, expires: float | None, now: float) -> float | None:

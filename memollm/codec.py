@@ -269,7 +269,17 @@ def _restore(cls: type, payload: Any, code: int) -> object:
 
 
 def _resolve_return(func: Callable[..., Any]) -> object:
+    # A class defined inside a function is not in the module's globals, but the body
+    # that returns it holds it in a closure cell.
+    local: dict[str, Any] = {}
+    code, closure = getattr(func, "__code__", None), getattr(func, "__closure__", None)
+    if code is not None and closure:
+        for name, cell in zip(code.co_freevars, closure, strict=False):
+            try:
+                local[name] = cell.cell_contents
+            except ValueError:  # an empty cell
+                continue
     try:
-        return typing.get_type_hints(func).get("return")
+        return typing.get_type_hints(func, localns=local).get("return")
     except Exception:  # noqa: BLE001 - unresolvable forward references
         return getattr(func, "__annotations__", {}).get("return")

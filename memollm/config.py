@@ -90,9 +90,10 @@ def configure(pattern: str | None = None, /, **settings: Any) -> None:
 
 
 def reset() -> None:
-    """Forget settings made with :func:`configure` and re-read the file and environment."""
+    """Forget :func:`configure` settings and registered tiers; re-read the file and environment."""
     with _state.lock:
         _state.code = _Layer()
+        _state.tiers = {}
         _state.file = None
         _state.env = None
         _state.generation += 1
