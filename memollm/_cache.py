@@ -152,16 +152,20 @@ class LLMCache:
         plan = self._plan
         if plan is not None and plan.peek is not None and plan.generation == _config.generation:
             # Flat path for the commonest hit: an immutable value memoised beside a memory
-            # entry. Anything unusual (bypass, bad arguments, no memo) takes the full path.
+            # entry (see _fresh_memo). Anything unusual takes the full path.
             try:
-                info = plan.keys.info(instance, args, kwargs) if plan.enabled and mode() == NORMAL else None
+                info = plan.keys.info(instance, args, kwargs) if mode() == NORMAL else None
             except Exception:  # noqa: BLE001 - the full path reports it
                 info = None
             if info is not None and not (info.sampled and plan.skip_sampled):
                 item = plan.peek(info.key)
                 if item is not None:
-                    memo = _fresh_memo(item, KIND_VALUE, self._clock())
-                    if memo is not None:
+                    memo = item.memo
+                    if (
+                        memo is not None
+                        and memo[0] == KIND_VALUE
+                        and (memo[1] is None or memo[1] > self._clock())
+                    ):
                         next(plan.hits[0])
                         return memo[2]
         return self._sync_full(wrapped, instance, args, kwargs)
@@ -288,7 +292,7 @@ class LLMCache:
             enabled=policy.enabled,
             hits=tuple(self._stats.hit_counter(name) for name in names),
             # Exactly MemoryBackend: a subclass may override get() and must be called.
-            peek=tiers[0].peek if type(tiers[0]) is MemoryBackend else None,
+            peek=tiers[0].peek if type(tiers[0]) is MemoryBackend and policy.enabled else None,
         )
         self._plan = plan
         return plan

@@ -1,0 +1,63 @@
+"""The public API used as a user would, checked by mypy --strict (not run by pytest)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+
+import memollm
+from memollm import CacheStats, KeyExplanation, Policy, cached_llm
+from memollm.backends import MemoryBackend
+
+
+@cached_llm
+def bare(prompt: str, temperature: float = 0.0) -> str:
+    return prompt
+
+
+@cached_llm(ttl=timedelta(minutes=10), namespace="app", ignore=["client"], cache_if=bool)
+def configured(prompt: str, client: object = None) -> str:
+    return prompt
+
+
+@cached_llm(policy=Policy(ttl=60), tiers=["memory", MemoryBackend()])
+async def asynchronous(prompt: str) -> str:
+    return prompt
+
+
+@cached_llm
+def streaming(prompt: str) -> Iterator[str]:
+    yield prompt
+
+
+@cached_llm
+async def astreaming(prompt: str) -> AsyncIterator[str]:
+    yield prompt
+
+
+class Bot:
+    def __memollm_key__(self) -> str:
+        return "bot"
+
+    @cached_llm
+    def ask(self, prompt: str) -> str:
+        return prompt
+
+
+async def use() -> None:
+    text: str = bare("hi", temperature=0.5)
+    other: str = configured("hi")
+    awaited: str = await asynchronous("hi")
+    chunks: list[str] = list(streaming("hi"))
+    achunks: list[str] = [c async for c in astreaming("hi")]
+    method: str = Bot().ask("hi")
+    stats: CacheStats = bare.cache.stats()
+    rate: float = stats.hit_rate
+    explained: KeyExplanation = bare.cache.explain_key("hi")
+    removed: int = bare.cache.clear()
+    bare.cache.invalidate("hi")
+    total: CacheStats = memollm.stats()
+    with memollm.bypass(), memollm.refresh():
+        pass
+    memollm.configure("app.*", ttl=30)
+    print(text, other, awaited, chunks, achunks, method, rate, explained, removed, total)
