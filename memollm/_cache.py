@@ -309,9 +309,7 @@ class LLMCache:
     def _decide(
         self, instance: object, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> tuple[_Plan, str | None, bool]:
-        plan = self._plan
-        if plan is None or plan.generation != _config.generation:
-            plan = self._build()
+        plan = self._current()
         current = mode()
         if current == BYPASS or not plan.enabled:
             self._stats.add("bypasses")

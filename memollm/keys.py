@@ -269,7 +269,10 @@ class KeyBuilder:
 
     def _memoizable(self, instance: object, probe: tuple[Any, ...]) -> bool:
         # Only scalars: their equality is value equality. An instance is only safe when it
-        # is a class (keyed by name) or left out of the key.
+        # is a class (keyed by name) or left out of the key. A key= callable may read state
+        # beyond its arguments (a tenant in a contextvar), so its keys are never reused.
+        if self.policy.key is not None:
+            return False
         if not (instance is None or self._self_ignored or isinstance(instance, type)):
             return False
         return _SCALARS.issuperset(probe[1]) and (len(probe) == 3 or _SCALARS.issuperset(probe[3]))

@@ -276,6 +276,28 @@ class TestHelpers:
         assert e1.key == ask.cache.key_for("x") != e2.key
 
 
+def test_key_callable_is_asked_on_every_call() -> None:
+    """A key= callable that reads a contextvar (a tenant) is honoured on every call, never memoised."""
+    import contextvars
+
+    tenant: contextvars.ContextVar[str] = contextvars.ContextVar("tenant")
+    calls = []
+
+    @cached_llm(key=lambda prompt: (tenant.get(), prompt))
+    def ask(prompt: str) -> str:
+        calls.append(tenant.get())
+        return f"{tenant.get()}:{prompt}"
+
+    tenant.set("a")
+    assert ask("x") == "a:x"
+    tenant.set("b")
+    assert ask("x") == "b:x"
+    assert ask("x") == "b:x"
+    tenant.set("a")
+    assert ask("x") == "a:x"
+    assert calls == ["a", "b"]
+
+
 class TestControls:
     def test_bypass_neither_reads_nor_writes(self, llm: FakeLLM) -> None:
         """Inside bypass() calls go to the model and nothing is stored."""
