@@ -20,6 +20,7 @@ from .errors import (
     ConfigError,
     IncompatibleEntryError,
     MemollmError,
+    TierUnavailableError,
     UncacheableArgumentError,
 )
 from .keys import KeyExplanation
@@ -36,6 +37,7 @@ __all__ = [
     "LLMCache",
     "MemollmError",
     "Policy",
+    "TierUnavailableError",
     "UncacheableArgumentError",
     "bypass",
     "cached_llm",

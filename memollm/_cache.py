@@ -14,6 +14,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from types import MethodType
 from typing import Any
 
 from . import _wrapper, config
@@ -23,7 +24,13 @@ from ._stats import CacheStats, StatsRecorder
 from .backends import Backend
 from .backends.memory import MemoryBackend, MemoryItem
 from .codec import KIND_STREAM, KIND_VALUE, Codec, _resolve_return, restorable_types
-from .errors import BackendError, CodecError, IncompatibleEntryError, UncacheableArgumentError
+from .errors import (
+    BackendError,
+    CodecError,
+    IncompatibleEntryError,
+    TierUnavailableError,
+    UncacheableArgumentError,
+)
 from .keys import KeyBuilder, KeyExplanation, function_id
 from .policy import Policy
 
@@ -65,8 +72,12 @@ class LLMCache:
         name: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        raw = func.__func__ if isinstance(func, (classmethod, staticmethod)) else func
+        # A bound method keys like any method: its function's signature, self included
+        # (wrapt passes the bound object as the instance).
+        raw = func.__func__ if isinstance(func, (classmethod, staticmethod, MethodType)) else func
         self._raw: Callable[..., Any] = raw
+        # The helpers below take the call's arguments; for a bound method its object is known.
+        self._bound = func.__self__ if isinstance(func, MethodType) else None
         self.function_id = function_id(raw)
         self.name = name or self.function_id
         self._settings = dict(settings or {})
@@ -116,22 +127,22 @@ class LLMCache:
     def invalidate(self, *args: Any, **kwargs: Any) -> None:
         """Remove the entry for one call, given the function's arguments (``self`` first for methods)."""
         plan = self._current()
-        key = plan.keys.info(None, args, kwargs).key
+        key = plan.keys.info(self._bound, args, kwargs).key
         self._each(plan, lambda tier: tier.delete(key))
 
     async def ainvalidate(self, *args: Any, **kwargs: Any) -> None:
         """Async face of :meth:`invalidate`."""
         plan = self._current()
-        key = plan.keys.info(None, args, kwargs).key
+        key = plan.keys.info(self._bound, args, kwargs).key
         await self._aeach(plan, lambda tier: tier.adelete(key))
 
     def explain_key(self, *args: Any, **kwargs: Any) -> KeyExplanation:
         """Show the canonical parts of the key for a call (``self`` first for methods)."""
-        return self._current().keys.explain(None, args, kwargs)
+        return self._current().keys.explain(self._bound, args, kwargs)
 
     def key_for(self, *args: Any, **kwargs: Any) -> str:
         """Return the storage key for a call (``self`` first for methods)."""
-        return self._current().keys.info(None, args, kwargs).key
+        return self._current().keys.info(self._bound, args, kwargs).key
 
     # -- wrapping -------------------------------------------------------------------
 
@@ -269,7 +280,7 @@ class LLMCache:
     def _build(self) -> _Plan:
         generation = _config.generation
         policy = config.resolve(self.name, self._settings)
-        tiers = tuple(config.get_tier(t) if isinstance(t, str) else t for t in policy.tiers)
+        tiers = tuple(config.get_tier(t) if isinstance(t, str) else config.guard(t) for t in policy.tiers)
         names = _unique(t if isinstance(t, str) else t.name for t in policy.tiers)
         if policy.semantic is not None:
             warn_once(
@@ -483,11 +494,15 @@ class LLMCache:
         return total
 
     def _tier_failed(self, plan: _Plan, name: str, exc: Exception) -> None:
+        if isinstance(exc, TierUnavailableError):  # skipped by its open breaker, not a new failure
+            if plan.policy.strict:
+                raise exc
+            return
         self._stats.add("errors")
         if plan.policy.strict:
             raise BackendError(f"cache tier {name!r} failed: {exc!r}") from exc
-        warn_once(("tier", name, type(exc)), "cache tier %r failed, skipping it: %r", name, exc)
-        logger.debug("tier %r failure detail", name, exc_info=exc)
+        # Guarded tiers log through their breaker, once per state change.
+        logger.debug("cache tier %r failed: %r", name, exc)
 
 
 _IMMUTABLE = frozenset({str, bytes, int, float, bool, type(None)})

@@ -21,11 +21,15 @@ import json
 import os
 import sys
 import threading
+import weakref
 from collections.abc import Mapping
 from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .backends import from_url
+from .backends.guard import CircuitBreaker, Guarded
+from .backends.memory import MemoryBackend
 from .errors import ConfigError
 from .policy import Policy
 
@@ -37,18 +41,19 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
-__all__ = ["configure", "get_tier", "register_tier", "reset", "resolve"]
+__all__ = ["configure", "get_tier", "guard", "register_tier", "reset", "resolve"]
 
 _ENV_PREFIX = "MEMOLLM_"
 _POLICY_FIELDS = tuple(f.name for f in fields(Policy))
 
 
 class _Layer:
-    __slots__ = ("defaults", "overrides")
+    __slots__ = ("backends", "defaults", "overrides")
 
     def __init__(self) -> None:
         self.defaults: dict[str, Any] = {}
         self.overrides: dict[str, dict[str, Any]] = {}
+        self.backends: dict[str, str] = {}
 
 
 class _State:
@@ -59,10 +64,12 @@ class _State:
         self.file: _Layer | None = None
         self.env: _Layer | None = None
         self.source: str | None = None
-        self.tiers: dict[str, Backend] = {}
+        self.tiers: dict[str, Any] = {}
 
 
 _state = _State()
+# One guard (and so one circuit breaker) per backend object, whichever policies use it.
+_guards: weakref.WeakKeyDictionary[Any, Guarded] = weakref.WeakKeyDictionary()
 
 
 def generation() -> int:
@@ -99,26 +106,59 @@ def reset() -> None:
         _state.generation += 1
 
 
-def register_tier(name: str, backend: Backend) -> None:
-    """Make ``backend`` the tier that policies name ``name`` (e.g. a sized ``"memory"``)."""
+def register_tier(name: str, backend: Backend, *, breaker: CircuitBreaker | None = None) -> None:
+    """Make ``backend`` the tier that policies call ``name``.
+
+    Every tier but the plain in-process memory tier gets a circuit breaker (``breaker``,
+    or a default one): after a few consecutive failures it is skipped, and probed again
+    after a backoff.
+    """
     Policy(tiers=(name,))  # validates the name
     with _state.lock:
-        _state.tiers[name] = backend
+        _state.tiers[name] = guard(backend, breaker)
         _state.generation += 1
 
 
-def get_tier(name: str) -> Backend:
-    """Return the backend registered as ``name``, creating the default ``"memory"`` tier on demand."""
+def guard(backend: Any, breaker: CircuitBreaker | None = None) -> Any:
+    """``backend`` behind its circuit breaker (the plain memory tier, which cannot fail, as it is)."""
+    if type(backend) is MemoryBackend or isinstance(backend, Guarded):
+        return backend
+    with _state.lock:
+        guarded = _guards.get(backend)
+        if guarded is None or (breaker is not None and guarded.breaker is not breaker):
+            guarded = _guards[backend] = Guarded(backend, breaker)
+        return guarded
+
+
+def get_tier(name: str) -> Any:
+    """The tier called ``name``: registered, configured by URL, or the default ``"memory"``.
+
+    ``"redis"`` and ``"sqlite"`` can come from ``MEMOLLM_REDIS_URL`` and
+    ``MEMOLLM_SQLITE_PATH``, and any name from the config file's ``[backends]`` table.
+    """
     with _state.lock:
         backend = _state.tiers.get(name)
-        if backend is None:
-            if name != "memory":
-                raise ConfigError(
-                    f"no tier named {name!r} is registered; call memollm.register_tier({name!r}, backend)"
-                )
-            from .backends.memory import MemoryBackend
-
-            backend = _state.tiers[name] = MemoryBackend()
+        if backend is not None:
+            return backend
+        _load()
+        url = None
+        for layer in (_state.env, _state.file):
+            if layer is not None and name in layer.backends:
+                url = layer.backends[name]
+                break
+        if url is not None:
+            try:
+                made = from_url(url)
+            except (ValueError, OSError) as exc:
+                raise ConfigError(f"tier {name!r}: {exc}") from None
+        elif name == "memory":
+            made = MemoryBackend()
+        else:
+            raise ConfigError(
+                f"no tier named {name!r}: call memollm.register_tier({name!r}, backend), set "
+                f"MEMOLLM_REDIS_URL / MEMOLLM_SQLITE_PATH, or add it to [backends] in the config file"
+            )
+        backend = _state.tiers[name] = guard(made)
         return backend
 
 
@@ -183,6 +223,10 @@ def _read_file() -> tuple[_Layer, str | None]:
 def _fill(layer: _Layer, data: Mapping[str, Any], where: str) -> None:
     data = dict(data)
     overrides = data.pop("overrides", {})
+    backends = data.pop("backends", {})
+    if not isinstance(backends, Mapping) or not all(isinstance(v, str) for v in backends.values()):
+        raise ConfigError(f"{where}: 'backends' must be a table of name = \"url\"")
+    layer.backends = dict(backends)
     if not isinstance(overrides, Mapping):
         raise ConfigError(f"{where}: 'overrides' must be a table of pattern = {{settings}}")
     layer.defaults = Policy.parse_settings(data, source=where)
@@ -203,6 +247,10 @@ def _read_env(environ: Mapping[str, str]) -> _Layer:
         if not isinstance(overrides, dict):
             raise ConfigError("MEMOLLM_OVERRIDES must be a JSON object of pattern -> settings")
         _fill(layer, {"overrides": overrides}, "MEMOLLM_OVERRIDES")
+    for tier, variable in (("redis", "REDIS_URL"), ("sqlite", "SQLITE_PATH")):
+        if environ.get(_ENV_PREFIX + variable):
+            value = environ[_ENV_PREFIX + variable]
+            layer.backends[tier] = value if "://" in value else f"sqlite://{value}"
     raw = {
         name: environ[_ENV_PREFIX + name.upper()]
         for name in _POLICY_FIELDS

@@ -8,6 +8,7 @@ The hierarchy::
     ├── CodecError               a value cannot be encoded or a cached entry decoded (also ValueError)
     │   └── IncompatibleEntryError   the entry was written in a format this version does not know
     └── BackendError             a cache tier failed and the policy is strict
+        └── TierUnavailableError a tier's circuit breaker is open: it is being skipped
 
 Exceptions raised by the function being cached are never wrapped: they reach
 the caller unchanged.
@@ -21,6 +22,7 @@ __all__ = [
     "ConfigError",
     "IncompatibleEntryError",
     "MemollmError",
+    "TierUnavailableError",
     "UncacheableArgumentError",
 ]
 
@@ -61,3 +63,7 @@ class BackendError(MemollmError):
 
 def _type_name(tp: type) -> str:
     return f"{tp.__module__}.{tp.__qualname__}"
+
+
+class TierUnavailableError(BackendError):
+    """A tier failed repeatedly and is skipped until its circuit breaker's next probe."""

@@ -46,6 +46,10 @@ class FakeLLM:
         self._lock = threading.Lock()
         self.calls = 0
 
+    def __memollm_key__(self) -> object:
+        """Its answers depend only on its settings, so a cached method of it keys on them."""
+        return ["FakeLLM", self.answer_chars]
+
     def answer(self, prompt: str, model: str = "fake-model", temperature: float = 0.0) -> str:
         """The answer this fake gives, without counting a call."""
         seed = hashlib.sha256(f"{model}|{temperature}|{prompt}".encode()).hexdigest()

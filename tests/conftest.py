@@ -3,6 +3,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +11,9 @@ import memollm
 from memollm import config
 from memollm.backends import MemoryBackend
 from memollm.testing import FakeClock
+
+from .servers import RedisCluster as RedisClusterServers
+from .servers import RedisServer
 
 
 @pytest.fixture(autouse=True)
@@ -43,3 +47,64 @@ def memory(clock: FakeClock) -> MemoryBackend:
 def warnings_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     caplog.set_level(logging.WARNING, logger="memollm")
     return caplog
+
+
+# -- real servers ---------------------------------------------------------------------
+
+
+def _need_redis() -> None:
+    from .servers import redis_binary
+
+    if redis_binary() is None:
+        reason = "redis-server is not installed (apt-get install redis-server)"
+        if os.environ.get("CI"):
+            pytest.fail(reason + "; CI must install it")
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server for the session (REDIS_URL is not used: the tests kill their own)."""
+    _need_redis()
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session server's URL, emptied for this test."""
+    if redis_server.process is None:  # a test killed it
+        redis_server.start()
+    redis_server.client().flushall()
+    return redis_server.url
+
+
+@pytest.fixture
+def fresh_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own, to kill, restart or pause."""
+    _need_redis()
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    yield server
+    if server.process is not None:
+        server.resume()
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterServers]:
+    """A real three-master Redis Cluster for the session."""
+    _need_redis()
+    cluster = RedisClusterServers(tmp_path_factory.mktemp("cluster"))
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def cluster_url(redis_cluster: RedisClusterServers) -> str:
+    for node in redis_cluster.nodes:
+        node.client().flushall()
+    return redis_cluster.url

@@ -132,6 +132,15 @@ class TestKinds:
         Bot().ask("q")
         assert llm.calls == 1
 
+    def test_bound_method(self) -> None:
+        """Decorating a bound method (cached_llm(client.ask)) keys on its object like any method."""
+        short, long = FakeLLM(answer_chars=10), FakeLLM(answer_chars=50)
+        ask_short, ask_long = cached_llm(short.complete), cached_llm(long.complete)
+        assert ask_short("q") == ask_short("q")
+        assert len(ask_long("q")) == 50
+        assert (short.calls, long.calls) == (1, 1)
+        assert ask_short.cache.stats().hits == {"memory": 1}
+
     def test_class_and_static_methods(self, llm: FakeLLM) -> None:
         """Class and static methods work with cached_llm above or below them."""
 
@@ -642,10 +651,12 @@ class TestTiers:
         ask("x")
         ask("x")
         assert llm.calls == 1
-        # get + set on the first call; get + promotion of the lower tier's hit on the second.
-        assert ask.cache.stats().errors == 4
+        # get + set on the first call, get on the second: the third failure opens the tier's
+        # breaker, so promoting the lower tier's hit into it is skipped, not attempted.
+        assert ask.cache.stats().errors == 3
         assert ask.cache.stats().hits == {"memory#2": 1}
         assert warnings_log.text.count("down") == 1
+        assert "skipping it" in warnings_log.text
 
         @cached_llm(tiers=[Broken()], strict=True)
         def strict(prompt: str) -> str:

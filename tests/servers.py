@@ -1,0 +1,175 @@
+"""Real redis-server processes for the tests: started on free ports in temporary folders."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import redis
+
+READY = "Ready to accept connections"
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port(*, cluster: bool = False) -> int:
+    """A free port; for a cluster node also port + 10000 (its bus), and at most 55535."""
+    if not cluster:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20000, 45000)
+        if _bindable(port) and _bindable(port + 10000):
+            return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
+def redis_binary() -> str | None:
+    return shutil.which("redis-server")
+
+
+class RedisServer:
+    """One redis-server on 127.0.0.1 (and a unix socket), which a test may kill, restart or pause."""
+
+    def __init__(self, directory: Path, *, port: int | None = None, extra: tuple[str, ...] = ()) -> None:
+        self.directory = directory
+        self.port = port or free_port(cluster="--cluster-enabled" in extra)
+        self.socket = str(directory / "redis.sock")
+        self.extra = extra
+        self.process: subprocess.Popen[str] | None = None
+        self.log: list[str] = []
+        self._drain: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> None:
+        binary = redis_binary()
+        if binary is None:
+            raise RuntimeError("redis-server is not installed")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        args = [
+            binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
+            "--save", "", "--appendonly", "no", "--unixsocket", self.socket, "--unixsocketperm", "700",
+            "--logfile", "", "--daemonize", "no", *self.extra,
+        ]  # fmt: skip
+        self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        ready = threading.Event()
+        started = [False]
+        stream = self.process.stdout
+        assert stream is not None
+
+        def drain() -> None:
+            # Reading the server's own log is the readiness event; keep draining so it never blocks.
+            for line in stream:
+                self.log.append(line)
+                if READY in line:
+                    started[0] = True
+                    ready.set()
+            ready.set()  # the process ended: stop waiting
+
+        self._drain = threading.Thread(target=drain, daemon=True)
+        self._drain.start()
+        if not ready.wait(timeout) or not started[0]:
+            self.stop()
+            raise RuntimeError("redis-server did not start:\n" + "".join(self.log[-20:]))
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url)
+
+    def kill(self) -> None:
+        """SIGKILL: the server vanishes mid-connection."""
+        if self.process is not None:
+            self.process.kill()
+            self._reap()
+
+    def _reap(self) -> None:
+        assert self.process is not None
+        self.process.wait(10)
+        if self._drain is not None:
+            self._drain.join(10)  # EOF once the process is gone
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        self.process = None
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+    def pause(self) -> None:
+        """SIGSTOP: the server accepts connections but never answers (a stalled Redis)."""
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+            self._reap()
+
+
+class RedisCluster:
+    """Three master redis-servers joined into a cluster with redis-cli --cluster create."""
+
+    def __init__(self, directory: Path) -> None:
+        flags = (
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            "2000",
+        )
+        self.nodes = [RedisServer(directory / f"node{i}", extra=flags) for i in range(3)]
+
+    @property
+    def url(self) -> str:
+        return self.nodes[0].url
+
+    def start(self, timeout: float = 30.0) -> None:
+        for node in self.nodes:
+            node.start()
+        cli = shutil.which("redis-cli")
+        if cli is None:
+            raise RuntimeError("redis-cli is not installed")
+        addresses = [f"127.0.0.1:{n.port}" for n in self.nodes]
+        subprocess.run(
+            [cli, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
+            check=True, capture_output=True, text=True, timeout=timeout,
+        )  # fmt: skip
+        # Gossip has no completion event to wait on: poll every node's view until all agree.
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            states = [n.client().cluster("info").get("cluster_state") for n in self.nodes]
+            if all(s == "ok" for s in states):
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"cluster did not converge: {states}")
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
