@@ -181,3 +181,43 @@ def test_operator_changes_ttl_without_code_change(tmp_path: Path) -> None:
         [sys.executable, str(script)], capture_output=True, text=True, check=True, env=env, cwd=tmp_path
     )
     assert out.stdout.strip() == "30.0"
+
+
+def test_tiers_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """MEMOLLM_SQLITE_PATH and MEMOLLM_REDIS_URL make the "sqlite" and "redis" tiers, behind breakers."""
+    from memollm.backends.guard import Guarded
+    from memollm.backends.redis import RedisBackend
+    from memollm.backends.sqlite import SQLiteBackend
+
+    monkeypatch.setenv("MEMOLLM_SQLITE_PATH", str(tmp_path / "x.db"))
+    monkeypatch.setenv("MEMOLLM_REDIS_URL", "redis://:pw@127.0.0.1:1/2")
+    config.reset()
+    sqlite, redis_tier = config.get_tier("sqlite"), config.get_tier("redis")
+    assert isinstance(sqlite, Guarded) and isinstance(sqlite.backend, SQLiteBackend)
+    assert isinstance(redis_tier, Guarded) and isinstance(redis_tier.backend, RedisBackend)
+    assert redis_tier.backend.url.endswith("/2")
+    assert config.get_tier("sqlite") is sqlite
+
+
+def test_tiers_from_the_config_file() -> None:
+    """A [backends] table names tiers by URL; a bad URL is a ConfigError naming the tier."""
+    Path("memollm.toml").write_text('tiers = ["memory", "disk"]\n[backends]\ndisk = "sqlite://cache/x.db"\n')
+    config.reset()
+
+    @cached_llm
+    def ask(prompt: str) -> str:
+        return prompt
+
+    assert ask("a") == ask("a")
+    assert ask.cache.stats().hits == {"memory": 1}
+    assert Path("cache/x.db").exists()
+    Path("memollm.toml").write_text('[backends]\nbroken = "ftp://nowhere"\n')
+    config.reset()
+    with pytest.raises(ConfigError, match="tier 'broken'"):
+        cached_llm(tiers=["broken"])(lambda: 1)
+
+
+def test_unknown_tier_explains_how_to_configure_it() -> None:
+    """Asking for an unconfigured tier says the three ways to provide it."""
+    with pytest.raises(ConfigError, match="MEMOLLM_REDIS_URL"):
+        cached_llm(tiers=["redis"])(lambda: 1)

@@ -72,8 +72,6 @@ class SQLiteBackend:
         self._next_purge = 0.0
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
-        with self._connect() as db:
-            db.executescript(_SCHEMA)
 
     def __repr__(self) -> str:
         return f"SQLiteBackend({str(self.path)!r})"
@@ -90,6 +88,9 @@ class SQLiteBackend:
         conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
+        # Here, not in __init__: a broken file then fails calls (which the tier's breaker
+        # skips) instead of stopping the application from starting.
+        conn.executescript(_SCHEMA)
         self._local.conn, self._local.pid = conn, os.getpid()
         return conn
 
