@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ from memollm.backends import Backend, MemoryBackend, from_url
 from memollm.backends.redis import RedisBackend
 from memollm.backends.sqlite import SQLiteBackend
 
+from .helpers import eventually
 from .servers import RedisServer
 
 
@@ -43,16 +44,6 @@ async def aclose(backend: Backend) -> None:
     close = getattr(backend, "aclose", None)
     if close is not None:
         await close()
-
-
-def eventually(check: Callable[[], bool], timeout: float = 5.0) -> bool:
-    """Poll a condition that depends on the real clock (a server-side TTL) until it holds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.02)
-    return check()
 
 
 class TestContract:

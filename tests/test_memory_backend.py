@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 
 import pytest
 
 from memollm.backends import Backend, MemoryBackend
 from memollm.testing import FakeClock
+
+from .helpers import in_threads
 
 
 def test_is_a_backend() -> None:
@@ -106,28 +107,17 @@ def test_async_face(clock: FakeClock) -> None:
 def test_thread_safety() -> None:
     """Eight threads hammering a small tier never corrupt it: limits hold and reads see whole values."""
     m = MemoryBackend(max_entries=50, max_bytes=50 * 400)
-    errors: list[BaseException] = []
-    start = threading.Barrier(8)
 
     def work(n: int) -> None:
-        try:
-            start.wait()
-            for i in range(3000):
-                key = f"k{(i * 7 + n) % 120}"
-                value = key.encode() * 3
-                m.set(key, value, 60)
-                got = m.get(key)
-                assert got is None or got == value
-                if i % 50 == 0:
-                    m.delete(f"k{i % 120}")
-        except BaseException as exc:
-            errors.append(exc)
+        for i in range(3000):
+            key = f"k{(i * 7 + n) % 120}"
+            value = key.encode() * 3
+            m.set(key, value, 60)
+            got = m.get(key)
+            assert got is None or got == value
+            if i % 50 == 0:
+                m.delete(f"k{i % 120}")
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert in_threads(work) == []
     assert len(m) <= 50
     assert m.currsize <= m.max_bytes

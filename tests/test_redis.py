@@ -7,8 +7,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,17 +17,8 @@ from memollm.backends.guard import OPEN, CircuitBreaker
 from memollm.backends.redis import RedisBackend
 from memollm.testing import FakeLLM
 
+from .helpers import eventually
 from .servers import RedisServer, free_port
-
-
-def eventually(check: Callable[[], bool], timeout: float = 10.0) -> bool:
-    """Poll something that depends on real time (a breaker's backoff, a restarted server)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.02)
-    return check()
 
 
 def test_redis_down_at_start_up(warnings_log: pytest.LogCaptureFixture) -> None:
@@ -342,3 +331,20 @@ def test_strict_raises_while_the_tier_is_skipped() -> None:
         ask("x")
     with pytest.raises(memollm.TierUnavailableError, match="circuit open"):
         ask("x")
+
+
+def test_moved_storm_fails_open(cluster_url: str) -> None:
+    """A plain client pointed at a Cluster node gets MOVED for most keys: answers still come back."""
+    memollm.register_tier("redis", RedisBackend(cluster_url), breaker=CircuitBreaker(failures=1000))
+    llm = FakeLLM()
+
+    @cached_llm(tiers=["redis"])
+    def ask(prompt: str) -> str:
+        return llm(prompt)
+
+    prompts = [f"q{i}" for i in range(30)]
+    assert [ask(p) for p in prompts + prompts] == [llm.answer(p) for p in prompts + prompts]
+    stats = ask.cache.stats()
+    assert stats.errors > 10  # MOVED replies, counted
+    assert stats.hits.get("redis", 0) > 0  # keys in the node's own slots still hit
+    assert stats.hits.get("redis", 0) + llm.calls == 60

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,8 @@ from memollm import cached_llm
 from memollm.backends import from_url
 from memollm.backends.sqlite import SQLiteBackend
 from memollm.testing import FakeClock
+
+from .helpers import in_threads
 
 
 def totals_match(b: SQLiteBackend) -> bool:
@@ -80,26 +81,15 @@ def test_totals_follow_updates_and_deletes(tmp_path: Path) -> None:
 def test_threads_share_one_file(tmp_path: Path) -> None:
     """Eight threads reading and writing one file see no errors and no torn values."""
     b = SQLiteBackend(tmp_path / "c.db")
-    errors: list[BaseException] = []
-    start = threading.Barrier(8)
 
     def work(n: int) -> None:
-        try:
-            start.wait()
-            for i in range(200):
-                key = f"k{(i + n) % 50}"
-                b.set(key, key.encode() * 10, 60)
-                got = b.get(key)
-                assert got is None or got == key.encode() * 10
-        except BaseException as exc:
-            errors.append(exc)
+        for i in range(200):
+            key = f"k{(i + n) % 50}"
+            b.set(key, key.encode() * 10, 60)
+            got = b.get(key)
+            assert got is None or got == key.encode() * 10
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert in_threads(work) == []
     assert totals_match(b)
 
 
