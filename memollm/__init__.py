@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from ._cache import LLMCache
 from ._cache import global_stats as stats
-from ._control import bypass, refresh
+from ._control import Lookup, bypass, lookup, refresh
 from ._decorator import CachedFunction, cached_llm
 from ._stats import CacheStats
 from .codec import register_type
 from .config import configure, register_tier
 from .errors import (
+    AllKeysExhaustedError,
     BackendError,
     CodecError,
     ConfigError,
@@ -25,8 +26,11 @@ from .errors import (
 )
 from .keys import KeyExplanation
 from .policy import Policy
+from .resilience.keypool import KeyPool, current_key
+from .resilience.retry import RetryPolicy
 
 __all__ = [
+    "AllKeysExhaustedError",
     "BackendError",
     "CacheStats",
     "CachedFunction",
@@ -34,14 +38,19 @@ __all__ = [
     "ConfigError",
     "IncompatibleEntryError",
     "KeyExplanation",
+    "KeyPool",
     "LLMCache",
+    "Lookup",
     "MemollmError",
     "Policy",
+    "RetryPolicy",
     "TierUnavailableError",
     "UncacheableArgumentError",
     "bypass",
     "cached_llm",
     "configure",
+    "current_key",
+    "lookup",
     "refresh",
     "register_tier",
     "register_type",

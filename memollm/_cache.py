@@ -7,9 +7,11 @@ anything.
 
 from __future__ import annotations
 
-import functools
+import asyncio
 import inspect
 import itertools
+import secrets
+import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
@@ -18,7 +20,7 @@ from types import MethodType
 from typing import Any
 
 from . import _wrapper, config
-from ._control import BYPASS, NORMAL, REFRESH, mode
+from ._control import BYPASS, NORMAL, REFRESH, mode, note, record
 from ._log import logger, warn_once
 from ._stats import CacheStats, StatsRecorder
 from .backends import Backend
@@ -33,6 +35,10 @@ from .errors import (
 )
 from .keys import KeyBuilder, KeyExplanation, function_id
 from .policy import Policy
+from .resilience import retry as resilient
+from .resilience.flight import SingleFlight
+from .resilience.keypool import KeyPool
+from .resilience.retry import RetryPolicy
 
 __all__ = ["LLMCache", "global_stats"]
 
@@ -56,6 +62,25 @@ class _Plan:
     hits: tuple[itertools.count[int], ...]
     # The first tier's peek() when it is in-process: lets hits reuse an immutable decoded value.
     peek: Callable[[str], MemoryItem | None] | None
+    retry: RetryPolicy | None
+    keys_pool: KeyPool | None
+    key_param: str | None
+    single_flight: bool
+    lock: Any  # the guarded tier whose backend holds cross-process locks, or None
+    stale: float | None  # seconds an expired entry may still be served if the call fails
+    refresh_window: float  # a hit with less time left than this is refreshed (0: never)
+
+    @property
+    def resilient(self) -> bool:
+        return self.retry is not None or self.keys_pool is not None
+
+    @property
+    def physical_ttl(self) -> float | None:
+        """How long tiers keep an entry: its TTL plus the stale window."""
+        return None if self.ttl is None else self.ttl + (self.stale or 0.0)
+
+
+_Call = tuple[Any, tuple[Any, ...], dict[str, Any]]  # the wrapped callable, its args and kwargs
 
 
 class LLMCache:
@@ -86,6 +111,10 @@ class LLMCache:
         self._codec = Codec()
         self._types_resolved = False
         self._plan: _Plan | None = None
+        self._flights = SingleFlight()
+        self._refreshing: set[str] = set()
+        self._refresh_lock = threading.Lock()
+        self._background: set[asyncio.Task[None]] = set()
         self._build()  # surfaces a bad setting at decoration time
         _caches.add(self)
 
@@ -175,99 +204,343 @@ class LLMCache:
                     if (
                         memo is not None
                         and memo[0] == KIND_VALUE
-                        and (memo[1] is None or memo[1] > self._clock())
+                        and (memo[1] is None or memo[1] > self._clock() + plan.refresh_window)
                     ):
                         next(plan.hits[0])
+                        if record() is not None:
+                            note("hit", plan.names[0])
                         return memo[2]
         return self._sync_full(wrapped, instance, args, kwargs)
 
     def _sync_full(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         plan, key, read = self._decide(instance, args, kwargs)
+        call = (wrapped, args, kwargs)
         if key is None:
-            return wrapped(*args, **kwargs)
+            return self._upstream(plan, call)
+        stale = None
         if read:
-            value = self._read(plan, key, KIND_VALUE)
+            value, expires, stale = self._read(plan, key, KIND_VALUE)
             if value is not _MISS:
+                if self._refresh_due(plan, expires):
+                    self._refresh_in_thread(plan, key, call)
                 return value
-        result = wrapped(*args, **kwargs)
-        data = self._encode(plan, result, KIND_VALUE)
-        if data is not None:
-            self._write(plan, key, data)
-        return result
+        try:
+            if not plan.single_flight:
+                return self._fetch(plan, key, read, call)[0]
+            (result, data), led = self._flights.run(key, lambda: self._fetch(plan, key, read, call))
+        except Exception:
+            if stale is None:
+                raise
+            return self._serve_stale(stale)
+        return result if led else self._shared(result, data)
 
     async def _async_call(
         self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         plan, key, read = self._decide(instance, args, kwargs)
+        call = (wrapped, args, kwargs)
         if key is None:
-            return await wrapped(*args, **kwargs)
+            return await self._aupstream(plan, call)
+        stale = None
         if read:
-            value = await self._aread(plan, key, KIND_VALUE)
+            value, expires, stale = await self._aread(plan, key, KIND_VALUE)
             if value is not _MISS:
+                if self._refresh_due(plan, expires):
+                    self._refresh_in_task(plan, key, call)
                 return value
-        result = await wrapped(*args, **kwargs)
-        data = self._encode(plan, result, KIND_VALUE)
-        if data is not None:
-            await self._awrite(plan, key, data)
-        return result
+        try:
+            if not plan.single_flight:
+                return (await self._afetch(plan, key, read, call))[0]
+            (result, data), led = await self._flights.arun(key, lambda: self._afetch(plan, key, read, call))
+        except Exception:
+            if stale is None:
+                raise
+            return self._serve_stale(stale)
+        return result if led else self._shared(result, data)
 
     def _gen_call(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         # Decided at call time, so bypass()/refresh() around the call (not the loop) count.
         plan, key, read = self._decide(instance, args, kwargs)
-        if key is None:
-            return wrapped(*args, **kwargs)
-        return self._stream(plan, key, read, functools.partial(wrapped, *args, **kwargs))
+        return self._stream(plan, key, read, (wrapped, args, kwargs))
 
     def _agen_call(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         plan, key, read = self._decide(instance, args, kwargs)
-        if key is None:
-            return wrapped(*args, **kwargs)
-        return self._astream(plan, key, read, functools.partial(wrapped, *args, **kwargs))
+        return self._astream(plan, key, read, (wrapped, args, kwargs))
 
-    def _stream(self, plan: _Plan, key: str, read: bool, start: Callable[[], Any]) -> Iterator[Any]:
-        if read:
-            chunks = self._read(plan, key, KIND_STREAM)
+    def _stream(self, plan: _Plan, key: str | None, read: bool, call: _Call) -> Iterator[Any]:
+        stale = None
+        if key is not None and read:
+            chunks, _, stale = self._read(plan, key, KIND_STREAM)
             if chunks is not _MISS:
                 yield from chunks
                 return
+        try:
+            # Retries and key failover cover opening the stream and its first chunk; once
+            # chunks have reached the caller, a failure is the caller's to see.
+            first, stream = self._upstream(plan, call, first_chunk=_first)
+        except Exception:
+            if stale is None:
+                raise
+            yield from self._serve_stale(stale)
+            return
         recorded: list[Any] = []
-        stream = start()
         finished = False
         try:
-            for chunk in stream:
-                recorded.append(chunk)
-                yield chunk
+            if first is not _END:
+                recorded.append(first)
+                yield first
+                for chunk in stream:
+                    recorded.append(chunk)
+                    yield chunk
             finished = True
         finally:
             if not finished:  # an error, close() or an abandoned loop: store nothing
                 stream.close()
-        data = self._encode(plan, recorded, KIND_STREAM)
-        if data is not None:
-            self._write(plan, key, data)
+        if key is not None:
+            self._store(plan, key, recorded, KIND_STREAM)
 
-    async def _astream(
-        self, plan: _Plan, key: str, read: bool, start: Callable[[], Any]
-    ) -> AsyncIterator[Any]:
-        if read:
-            chunks = await self._aread(plan, key, KIND_STREAM)
+    async def _astream(self, plan: _Plan, key: str | None, read: bool, call: _Call) -> AsyncIterator[Any]:
+        stale = None
+        if key is not None and read:
+            chunks, _, stale = await self._aread(plan, key, KIND_STREAM)
             if chunks is not _MISS:
                 for chunk in chunks:
                     yield chunk
                 return
+        try:
+            first, stream = await self._aupstream(plan, call, first_chunk=_afirst)
+        except Exception:
+            if stale is None:
+                raise
+            for chunk in self._serve_stale(stale):
+                yield chunk
+            return
         recorded: list[Any] = []
-        stream = start()
         finished = False
         try:
-            async for chunk in stream:
-                recorded.append(chunk)
-                yield chunk
+            if first is not _END:
+                recorded.append(first)
+                yield first
+                async for chunk in stream:
+                    recorded.append(chunk)
+                    yield chunk
             finished = True
         finally:
             if not finished:  # an error, aclose() or cancellation: store nothing
                 await stream.aclose()
-        data = self._encode(plan, recorded, KIND_STREAM)
-        if data is not None:
-            await self._awrite(plan, key, data)
+        if key is not None:
+            data = self._encode(plan, recorded, KIND_STREAM)
+            if data is not None:
+                await self._awrite(plan, key, data)
+
+    # -- the upstream call: retries, key failover, single-flight, locks, refreshes ----
+
+    def _upstream(self, plan: _Plan, call: _Call, first_chunk: Callable[[Any], Any] | None = None) -> Any:
+        wrapped, args, kwargs = call
+        param = plan.key_param
+
+        def once(key: str | None) -> Any:
+            out = wrapped(*args, **({**kwargs, param: key} if param and key is not None else kwargs))
+            return first_chunk(out) if first_chunk is not None else out
+
+        if not plan.resilient:
+            return once(None)
+        return resilient.call(once, retry=plan.retry, keys=plan.keys_pool, on_retry=self._count_retry)
+
+    async def _aupstream(
+        self, plan: _Plan, call: _Call, first_chunk: Callable[[Any], Awaitable[Any]] | None = None
+    ) -> Any:
+        wrapped, args, kwargs = call
+        param = plan.key_param
+
+        async def once(key: str | None) -> Any:
+            out = wrapped(*args, **({**kwargs, param: key} if param and key is not None else kwargs))
+            return await (first_chunk(out) if first_chunk is not None else out)
+
+        if not plan.resilient:
+            return await once(None)
+        return await resilient.acall(once, retry=plan.retry, keys=plan.keys_pool, on_retry=self._count_retry)
+
+    def _count_retry(self) -> None:
+        self._stats.add("retries")
+
+    def _fetch(self, plan: _Plan, key: str, read: bool, call: _Call) -> tuple[Any, bytes | None]:
+        """The leader's work on a miss: the result and its encoded bytes (None if not stored)."""
+        found = self._recheck(plan, key, read)
+        if found is not None:
+            return found
+        token = secrets.token_hex(16)
+        locked = self._lock(plan, key, token) if plan.lock is not None else None
+        try:
+            if locked is False:
+                found = self._await_other(plan, key)
+                if found is not None:
+                    return found
+            result = self._upstream(plan, call)
+            note("miss")
+            return result, self._store(plan, key, result, KIND_VALUE)
+        finally:
+            if locked:
+                self._unlock(plan, key, token)
+
+    async def _afetch(self, plan: _Plan, key: str, read: bool, call: _Call) -> tuple[Any, bytes | None]:
+        """Async :meth:`_fetch`."""
+        found = self._recheck(plan, key, read)
+        if found is not None:
+            return found
+        token = secrets.token_hex(16)
+        locked = await self._alock(plan, key, token) if plan.lock is not None else None
+        try:
+            if locked is False:
+                found = await self._await_other_async(plan, key)
+                if found is not None:
+                    return found
+            result = await self._aupstream(plan, call)
+            note("miss")
+            data = self._encode(plan, result, KIND_VALUE)
+            if data is not None:
+                await self._awrite(plan, key, data)
+            return result, data
+        finally:
+            if locked:
+                await self._aunlock(plan, key, token)
+
+    def _recheck(self, plan: _Plan, key: str, read: bool) -> tuple[Any, bytes | None] | None:
+        """Prefer the value a caller that finished just before us stored in the memory tier."""
+        if not (read and plan.single_flight and plan.peek is not None):
+            return None
+        item = plan.peek(key)
+        if item is None:
+            return None
+        env = self._accept(item.data, KIND_VALUE, quiet=True)
+        if env is True or env is False or not _live(env, self._clock()):
+            return None
+        self._stats.add("coalesced")
+        return env[5], item.data
+
+    def _shared(self, result: Any, data: bytes | None) -> Any:
+        """A follower's copy of the leader's result (decoded afresh when it was stored)."""
+        self._stats.add("coalesced")
+        note("coalesced")
+        if data is None:
+            return result
+        try:
+            return self._codec.envelope(data)[5]
+        except CodecError:
+            return result
+
+    def _serve_stale(self, env: list[Any]) -> Any:
+        self._stats.add("stale")
+        note("stale")
+        return env[5]
+
+    def _lock(self, plan: _Plan, key: str, token: str) -> bool | None:
+        """Take the cross-process lock: True, False (another process holds it) or None (no lock tier)."""
+        tier = plan.lock
+        try:
+            return bool(tier.call(lambda: tier.backend.lock(key, token, plan.policy.lock_timeout)))
+        except Exception as exc:  # noqa: BLE001 - without the lock tier, call alone
+            self._tier_failed(plan, tier.name, exc)
+            return None
+
+    def _unlock(self, plan: _Plan, key: str, token: str) -> None:
+        tier = plan.lock
+        try:
+            tier.call(lambda: tier.backend.unlock(key, token))
+        except Exception as exc:  # noqa: BLE001 - the lock expires by itself
+            self._tier_failed(plan, tier.name, exc)
+
+    async def _alock(self, plan: _Plan, key: str, token: str) -> bool | None:
+        tier = plan.lock
+        try:
+            return bool(await tier.acall(lambda: tier.backend.alock(key, token, plan.policy.lock_timeout)))
+        except Exception as exc:  # noqa: BLE001 - without the lock tier, call alone
+            self._tier_failed(plan, tier.name, exc)
+            return None
+
+    async def _aunlock(self, plan: _Plan, key: str, token: str) -> None:
+        tier = plan.lock
+        try:
+            await tier.acall(lambda: tier.backend.aunlock(key, token))
+        except Exception as exc:  # noqa: BLE001 - the lock expires by itself
+            self._tier_failed(plan, tier.name, exc)
+
+    def _await_other(self, plan: _Plan, key: str) -> tuple[Any, bytes | None] | None:
+        """Wait (bounded) for the process holding the lock to store its result."""
+        deadline = time.monotonic() + plan.policy.lock_timeout
+        while time.monotonic() < deadline:
+            found = self._quiet_read(plan, key, KIND_VALUE)
+            if found is not None:
+                self._stats.add("coalesced")
+                return found
+            if not plan.lock.breaker.allow():
+                return None
+            time.sleep(_LOCK_POLL)
+        return None
+
+    async def _await_other_async(self, plan: _Plan, key: str) -> tuple[Any, bytes | None] | None:
+        """Async :meth:`_await_other`."""
+        deadline = time.monotonic() + plan.policy.lock_timeout
+        while time.monotonic() < deadline:
+            found = await self._aquiet_read(plan, key, KIND_VALUE)
+            if found is not None:
+                self._stats.add("coalesced")
+                return found
+            if not plan.lock.breaker.allow():
+                return None
+            await asyncio.sleep(_LOCK_POLL)
+        return None
+
+    def _refresh_due(self, plan: _Plan, expires: float | None) -> bool:
+        return (
+            bool(plan.refresh_window)
+            and expires is not None
+            and expires - self._clock() < plan.refresh_window
+        )
+
+    def _claim_refresh(self, key: str) -> bool:
+        with self._refresh_lock:
+            if key in self._refreshing:
+                return False
+            self._refreshing.add(key)
+            return True
+
+    def _refresh_in_thread(self, plan: _Plan, key: str, call: _Call) -> None:
+        """Refresh an entry close to expiry on a background thread, once per key at a time."""
+        if not self._claim_refresh(key):
+            return
+
+        def job() -> None:
+            try:
+                self._store(plan, key, self._upstream(plan, call), KIND_VALUE)
+                self._stats.add("refreshes")
+            except Exception as exc:  # noqa: BLE001 - the entry is still served until it expires
+                logger.debug("%s: background refresh failed: %r", self.name, exc)
+            finally:
+                self._refreshing.discard(key)
+
+        threading.Thread(target=job, name="memollm-refresh", daemon=True).start()
+
+    def _refresh_in_task(self, plan: _Plan, key: str, call: _Call) -> None:
+        """Async :meth:`_refresh_in_thread`, as a task on the running loop."""
+        if not self._claim_refresh(key):
+            return
+
+        async def job() -> None:
+            try:
+                result = await self._aupstream(plan, call)
+                data = self._encode(plan, result, KIND_VALUE)
+                if data is not None:
+                    await self._awrite(plan, key, data)
+                self._stats.add("refreshes")
+            except Exception as exc:  # noqa: BLE001 - the entry is still served until it expires
+                logger.debug("%s: background refresh failed: %r", self.name, exc)
+            finally:
+                self._refreshing.discard(key)
+
+        task = asyncio.get_running_loop().create_task(job())
+        self._background.add(task)  # keep a reference until it is done
+        task.add_done_callback(self._background.discard)
 
     # -- the steps of a call --------------------------------------------------------
 
@@ -292,10 +565,25 @@ class LLMCache:
             )
         self._resolve_types()
         self._codec.max_bytes = policy.max_entry_bytes
+        key_policy = policy
+        if policy.key_param is not None:  # an API key never belongs in a cache key
+            key_policy = policy.replace(ignore=policy.ignore | {policy.key_param})
+        lock = None
+        if policy.distributed:
+            lock = next(
+                (t for t in tiers if callable(getattr(getattr(t, "backend", None), "lock", None))), None
+            )
+            if lock is None:
+                warn_once(
+                    ("lock", self.name),
+                    "%s: distributed=True needs a Redis tier in tiers; single-flight stays in-process",
+                    self.name,
+                )
+        ttl = policy.ttl_seconds
         plan = _Plan(
             generation=generation,
             policy=policy,
-            keys=KeyBuilder(self._raw, policy, fid=self.function_id),
+            keys=KeyBuilder(self._raw, key_policy, fid=self.function_id),
             tiers=tiers,
             names=names,
             ttl=policy.ttl_seconds,
@@ -304,6 +592,13 @@ class LLMCache:
             hits=tuple(self._stats.hit_counter(name) for name in names),
             # Exactly MemoryBackend: a subclass may override get() and must be called.
             peek=tiers[0].peek if type(tiers[0]) is MemoryBackend and policy.enabled else None,
+            retry=policy.retry,  # type: ignore[arg-type]  # normalised by Policy
+            keys_pool=policy.keys,
+            key_param=policy.key_param,
+            single_flight=policy.single_flight,
+            lock=lock,
+            stale=policy.stale_ttl,
+            refresh_window=(ttl or 0.0) * (policy.refresh_ahead or 0.0),
         )
         self._plan = plan
         return plan
@@ -324,6 +619,7 @@ class LLMCache:
         current = mode()
         if current == BYPASS or not plan.enabled:
             self._stats.add("bypasses")
+            note("bypass")
             return plan, None, False
         try:
             info = plan.keys.info(instance, args, kwargs)
@@ -331,6 +627,7 @@ class LLMCache:
             if plan.policy.strict:
                 raise
             self._stats.add("uncacheable")
+            note("uncacheable")
             warn_once(
                 ("arg", self.name, exc.path, exc.type_name),
                 "%s: calling through uncached: %s",
@@ -342,59 +639,56 @@ class LLMCache:
             return plan, None, False
         if info.sampled and plan.skip_sampled:
             self._stats.add("bypasses")
+            note("bypass")
             return plan, None, False
         return plan, info.key, current != REFRESH
 
-    def _accept(self, plan: _Plan, index: int, data: bytes, kind: int, now: float) -> list[Any] | bool:
-        """Check one tier's bytes: the envelope of a live hit, False for a miss, True to delete them."""
+    def _accept(self, data: bytes, kind: int, *, quiet: bool = False) -> list[Any] | bool:
+        """Check one tier's bytes: their envelope, False for a miss, True to delete them.
+
+        ``quiet`` (for re-checks of entries already counted) leaves the stats alone.
+        """
         try:
             env = self._codec.envelope(data)
         except IncompatibleEntryError:  # a newer memollm wrote it: leave it alone
-            self._stats.add("corrupt")
+            if not quiet:
+                self._stats.add("corrupt")
             return False
         except CodecError as exc:
-            self._stats.add("corrupt")
-            warn_once(
-                ("corrupt", self.name), "%s: dropping an entry that does not decode: %s", self.name, exc
-            )
+            if not quiet:
+                self._stats.add("corrupt")
+                warn_once(
+                    ("corrupt", self.name), "%s: dropping an entry that does not decode: %s", self.name, exc
+                )
             return True
         expires = env[3]
-        try:
-            live = expires is None or expires > now
-        except TypeError:  # not a number
-            live = None
-        if live is None or env[1] != kind or (kind == KIND_STREAM and type(env[5]) is not list):
-            self._stats.add("corrupt")
+        if (
+            not (expires is None or type(expires) in (float, int))
+            or env[1] != kind
+            or (kind == KIND_STREAM and type(env[5]) is not list)
+        ):
+            if not quiet:
+                self._stats.add("corrupt")
             return True
-        if not live:
-            return False
-        next(plan.hits[index])
         return env
 
-    def _read(self, plan: _Plan, key: str, kind: int) -> Any:
+    def _read(self, plan: _Plan, key: str, kind: int) -> tuple[Any, float | None, list[Any] | None]:
+        """Look the key up tier by tier: (value or _MISS, its expiry, a stale envelope or None)."""
         now = self._clock()
+        stale = None
         start = 0
         if plan.peek is not None:
             start = 1
-            item = plan.peek(key)
-            if item is not None:
-                memo = _fresh_memo(item, kind, now)
-                if memo is not None:
-                    next(plan.hits[0])
-                    return memo[2]
-                env = self._accept(plan, 0, item.data, kind, now)
-                if env is True:
-                    plan.tiers[0].delete(key)
-                elif env is not False:
-                    item.memo = _memo_of(env)
-                    return env[5]
+            found, stale = self._read_memory(plan, plan.peek, key, kind, now)
+            if found is not None:
+                return found
         for index in range(start, len(plan.tiers)):
             tier = plan.tiers[index]
             try:
                 data = tier.get(key)
                 if data is None:
                     continue
-                env = self._accept(plan, index, data, kind, now)
+                env = self._accept(data, kind)
                 if env is True:
                     tier.delete(key)
                 if env is True or env is False:
@@ -402,22 +696,28 @@ class LLMCache:
             except Exception as exc:  # noqa: BLE001 - a failing tier is skipped
                 self._tier_failed(plan, plan.names[index], exc)
                 continue
+            if not _live(env, now):
+                stale = stale or _stale(plan, env, now)
+                continue
             if index:
                 # Copy a lower tier's hit upwards with the TTL it has left, never a fresh one.
                 remaining = _remaining(plan, env[3], now)
                 self._each(plan, lambda up: up.set(key, data, remaining), upto=index)  # noqa: B023 - runs now
-            return env[5]
+            return self._hit(plan, index, env[5]), env[3], None
         self._stats.add("misses")
-        return _MISS
+        note("miss")
+        return _MISS, None, stale
 
-    async def _aread(self, plan: _Plan, key: str, kind: int) -> Any:
+    async def _aread(self, plan: _Plan, key: str, kind: int) -> tuple[Any, float | None, list[Any] | None]:
+        """Async :meth:`_read`."""
         now = self._clock()
+        stale = None
         for index, tier in enumerate(plan.tiers):
             try:
                 data = await tier.aget(key)
                 if data is None:
                     continue
-                env = self._accept(plan, index, data, kind, now)
+                env = self._accept(data, kind)
                 if env is True:
                     await tier.adelete(key)
                 if env is True or env is False:
@@ -425,13 +725,78 @@ class LLMCache:
             except Exception as exc:  # noqa: BLE001 - a failing tier is skipped
                 self._tier_failed(plan, plan.names[index], exc)
                 continue
+            if not _live(env, now):
+                stale = stale or _stale(plan, env, now)
+                continue
             if index:
-                # Copy a lower tier's hit upwards with the TTL it has left, never a fresh one.
                 remaining = _remaining(plan, env[3], now)
                 await self._aeach(plan, lambda up: up.aset(key, data, remaining), upto=index)  # noqa: B023 - runs now
-            return env[5]
+            return self._hit(plan, index, env[5]), env[3], None
         self._stats.add("misses")
-        return _MISS
+        note("miss")
+        return _MISS, None, stale
+
+    def _read_memory(
+        self, plan: _Plan, peek: Callable[[str], MemoryItem | None], key: str, kind: int, now: float
+    ) -> tuple[tuple[Any, float | None, None] | None, list[Any] | None]:
+        """The first tier when it is in-process: (a hit or None, a stale envelope or None)."""
+        item = peek(key)
+        if item is None:
+            return None, None
+        memo = _fresh_memo(item, kind, now)
+        if memo is not None:
+            return (self._hit(plan, 0, memo[2]), memo[1], None), None
+        env = self._accept(item.data, kind)
+        if env is True:
+            plan.tiers[0].delete(key)
+        elif env is not False:
+            if _live(env, now):
+                item.memo = _memo_of(env)
+                return (self._hit(plan, 0, env[5]), env[3], None), None
+            return None, _stale(plan, env, now)
+        return None, None
+
+    def _hit(self, plan: _Plan, index: int, value: Any = None) -> Any:
+        next(plan.hits[index])
+        note("hit", plan.names[index])
+        return value
+
+    def _quiet_read(self, plan: _Plan, key: str, kind: int) -> tuple[Any, bytes] | None:
+        """A live entry's value and bytes, without counting a lookup (for re-checks and waits)."""
+        now = self._clock()
+        for index, tier in enumerate(plan.tiers):
+            try:
+                data = tier.get(key)
+            except Exception as exc:  # noqa: BLE001 - a failing tier is skipped
+                self._tier_failed(plan, plan.names[index], exc)
+                continue
+            if data is not None:
+                env = self._accept(data, kind, quiet=True)
+                if env is not True and env is not False and _live(env, now):
+                    return env[5], data
+        return None
+
+    async def _aquiet_read(self, plan: _Plan, key: str, kind: int) -> tuple[Any, bytes] | None:
+        """Async :meth:`_quiet_read`."""
+        now = self._clock()
+        for index, tier in enumerate(plan.tiers):
+            try:
+                data = await tier.aget(key)
+            except Exception as exc:  # noqa: BLE001 - a failing tier is skipped
+                self._tier_failed(plan, plan.names[index], exc)
+                continue
+            if data is not None:
+                env = self._accept(data, kind, quiet=True)
+                if env is not True and env is not False and _live(env, now):
+                    return env[5], data
+        return None
+
+    def _store(self, plan: _Plan, key: str, value: Any, kind: int) -> bytes | None:
+        """Encode and write a result; its bytes, or None if it was not stored."""
+        data = self._encode(plan, value, kind)
+        if data is not None:
+            self._write(plan, key, data)
+        return data
 
     def _encode(self, plan: _Plan, value: Any, kind: int) -> bytes | None:
         policy = plan.policy
@@ -464,11 +829,13 @@ class LLMCache:
             return None
 
     def _write(self, plan: _Plan, key: str, data: bytes) -> None:
-        self._each(plan, lambda tier: tier.set(key, data, plan.ttl))
+        ttl = plan.physical_ttl
+        self._each(plan, lambda tier: tier.set(key, data, ttl))
         self._stats.add("stores")
 
     async def _awrite(self, plan: _Plan, key: str, data: bytes) -> None:
-        await self._aeach(plan, lambda tier: tier.aset(key, data, plan.ttl))
+        ttl = plan.physical_ttl
+        await self._aeach(plan, lambda tier: tier.aset(key, data, ttl))
         self._stats.add("stores")
 
     def _each(self, plan: _Plan, op: Callable[[Backend], int | None], upto: int | None = None) -> int:
@@ -539,7 +906,36 @@ def _unique(names: Iterable[str]) -> tuple[str, ...]:
 
 
 def _remaining(plan: _Plan, expires: float | None, now: float) -> float | None:
-    return plan.ttl if expires is None else expires - now
+    return plan.ttl if expires is None else expires - now + (plan.stale or 0.0)
+
+
+def _live(env: list[Any], now: float) -> bool:
+    return env[3] is None or bool(env[3] > now)
+
+
+def _stale(plan: _Plan, env: list[Any], now: float) -> list[Any] | None:
+    """The envelope, if it expired recently enough to be served when the call fails."""
+    return env if plan.stale is not None and env[3] + plan.stale > now else None
+
+
+_END: Any = object()
+_LOCK_POLL = 0.05
+
+
+def _first(stream: Any) -> tuple[Any, Any]:
+    """Open a stream far enough to see its first chunk (or its end)."""
+    try:
+        return next(stream), stream
+    except StopIteration:
+        return _END, stream
+
+
+async def _afirst(stream: Any) -> tuple[Any, Any]:
+    """Async :func:`_first`."""
+    try:
+        return await stream.__anext__(), stream
+    except StopAsyncIteration:
+        return _END, stream
 
 
 def global_stats() -> CacheStats:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 
-__all__ = ["BYPASS", "NORMAL", "REFRESH", "bypass", "mode", "refresh"]
+__all__ = ["BYPASS", "NORMAL", "REFRESH", "Lookup", "bypass", "lookup", "mode", "note", "record", "refresh"]
 
 NORMAL = 0
 BYPASS = 1
@@ -40,3 +41,50 @@ def refresh() -> Iterator[None]:
         yield
     finally:
         _mode.reset(token)
+
+
+@dataclass(slots=True)
+class Lookup:
+    """What happened to the last cached call made inside a :func:`lookup` block.
+
+    ``outcome`` is ``"hit"``, ``"miss"``, ``"stale"`` (the call failed and an expired entry
+    was served), ``"coalesced"`` (another caller's call was shared), ``"bypass"`` or
+    ``"uncacheable"``; ``tier`` names the tier of a hit.
+    """
+
+    outcome: str | None = None
+    tier: str | None = None
+
+    @property
+    def stale(self) -> bool:
+        """Whether the answer was an expired entry served because the call failed."""
+        return self.outcome == "stale"
+
+
+_record: ContextVar[Lookup | None] = ContextVar("memollm_lookup", default=None)
+record = _record.get
+
+
+@contextmanager
+def lookup() -> Iterator[Lookup]:
+    """Record what happens to cached calls in this block (context-local).
+
+    For example::
+
+    with memollm.lookup() as seen:
+        answer = ask(question)
+    if seen.stale: ...
+    """
+    seen = Lookup()
+    token = _record.set(seen)
+    try:
+        yield seen
+    finally:
+        _record.reset(token)
+
+
+def note(outcome: str, tier: str | None = None) -> None:
+    """Write to the active :func:`lookup` record, if there is one."""
+    seen = _record.get()
+    if seen is not None:
+        seen.outcome, seen.tier = outcome, tier

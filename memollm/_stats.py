@@ -18,7 +18,10 @@ class CacheStats:
     ``hits`` counts hits per tier name; ``errors`` counts tier failures and
     results that could not be encoded; ``corrupt`` counts stored entries that
     failed to decode (they are deleted); ``uncacheable`` counts calls whose
-    arguments could not be keyed; ``skipped`` counts results ``cache_if`` refused.
+    arguments could not be keyed; ``skipped`` counts results ``cache_if`` refused;
+    ``retries`` counts retried upstream calls; ``stale`` counts expired entries served
+    because the call failed; ``coalesced`` counts calls that shared another's upstream
+    call; ``refreshes`` counts background refreshes.
     """
 
     hits: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
@@ -29,6 +32,10 @@ class CacheStats:
     corrupt: int = 0
     uncacheable: int = 0
     skipped: int = 0
+    retries: int = 0
+    stale: int = 0
+    coalesced: int = 0
+    refreshes: int = 0
 
     @property
     def hit_count(self) -> int:
@@ -59,7 +66,10 @@ class CacheStats:
         return cls(hits=MappingProxyType(hits), **totals)
 
 
-_COUNTERS = ("misses", "stores", "bypasses", "errors", "corrupt", "uncacheable", "skipped")
+_COUNTERS = (
+    "misses", "stores", "bypasses", "errors", "corrupt", "uncacheable", "skipped",
+    "retries", "stale", "coalesced", "refreshes",
+)  # fmt: skip
 
 
 class StatsRecorder:

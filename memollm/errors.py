@@ -5,6 +5,7 @@ The hierarchy::
     MemollmError
     ├── ConfigError              a policy or configuration value is wrong (also ValueError)
     ├── UncacheableArgumentError an argument cannot be part of a cache key (also TypeError)
+    ├── AllKeysExhaustedError    every key of a KeyPool is cooling down, spent or disabled
     ├── CodecError               a value cannot be encoded or a cached entry decoded (also ValueError)
     │   └── IncompatibleEntryError   the entry was written in a format this version does not know
     └── BackendError             a cache tier failed and the policy is strict
@@ -17,6 +18,7 @@ the caller unchanged.
 from __future__ import annotations
 
 __all__ = [
+    "AllKeysExhaustedError",
     "BackendError",
     "CodecError",
     "ConfigError",
@@ -47,6 +49,22 @@ class UncacheableArgumentError(MemollmError, TypeError):
             f"leave it out with ignore=[...], give the type a __memollm_key__() method, "
             f"or pass key=... to build the key yourself"
         )
+
+
+class AllKeysExhaustedError(MemollmError):
+    """No key of the pool can be used now.
+
+    ``keys`` lists each key's fingerprint (a sha256 prefix, never the key), state and
+    reason; ``retry_after`` is the seconds until the first cooling key is usable again,
+    or ``None`` if none will be by itself.
+    """
+
+    def __init__(self, keys: list[tuple[str, str, str]], retry_after: float | None) -> None:
+        self.keys = keys
+        self.retry_after = retry_after
+        detail = "; ".join(f"{fp}: {state} ({reason})" for fp, state, reason in keys)
+        later = "" if retry_after is None else f"; the first is usable again in {retry_after:.1f}s"
+        super().__init__(f"all {len(keys)} API keys are unusable: {detail}{later}")
 
 
 class CodecError(MemollmError, ValueError):

@@ -13,6 +13,8 @@ from .errors import ConfigError
 
 if TYPE_CHECKING:
     from .backends import Backend
+    from .resilience.keypool import KeyPool
+    from .resilience.retry import RetryPolicy
 
 __all__ = ["Policy"]
 
@@ -21,7 +23,7 @@ _TIER_NAME = re.compile(r"^[a-z][a-z0-9_\-]{0,31}$")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 # Settings that hold code cannot come from a file or the environment.
-_CODE_ONLY = frozenset({"cache_if", "key"})
+_CODE_ONLY = frozenset({"cache_if", "key", "keys"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,17 @@ class Policy:
             on; replaces the automatic key entirely.
         max_entry_bytes: Results whose encoding is larger are not stored.
         enabled: ``False`` turns caching off for the function (calls go straight through).
+        retry: Retry transient failures of the call: a ``RetryPolicy``, ``True`` for the
+            default one, or a number of attempts.
+        keys: A ``KeyPool`` of API keys to rotate and fail over between.
+        key_param: The parameter the chosen key is passed in (left out of the key); without
+            it the function reads ``memollm.current_key()``.
+        single_flight: Concurrent identical misses in this process make one call.
+        distributed: Also across processes, with a lock in the Redis tier.
+        lock_timeout: Seconds a cross-process lock lives, and that others wait for its result.
+        stale_ttl: Seconds entries are kept past their TTL, to be served if the call fails.
+        refresh_ahead: A hit with less than this fraction of its TTL left is served and
+            refreshed in the background.
     """
 
     ttl: float | timedelta | None = 3600.0
@@ -62,6 +75,14 @@ class Policy:
     key: Callable[..., object] | None = None
     max_entry_bytes: int = 16 * 1024 * 1024
     enabled: bool = True
+    retry: RetryPolicy | int | bool | None = None
+    keys: KeyPool | None = None
+    key_param: str | None = None
+    single_flight: bool = True
+    distributed: bool = False
+    lock_timeout: float = 30.0
+    stale_ttl: float | None = None
+    refresh_ahead: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ttl", _check_ttl(self.ttl))
@@ -93,6 +114,29 @@ class Policy:
         size = self.max_entry_bytes
         if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
             raise ConfigError(f"max_entry_bytes must be a positive int, got {size!r}")
+        self._check_resilience()
+
+    def _check_resilience(self) -> None:
+        from .resilience.keypool import KeyPool
+
+        object.__setattr__(self, "retry", _check_retry(self.retry))
+        if self.keys is not None and not isinstance(self.keys, KeyPool):
+            raise ConfigError(f"keys must be a memollm.KeyPool, got {type(self.keys).__name__}")
+        param = self.key_param
+        if param is not None and (not isinstance(param, str) or not param.isidentifier()):
+            raise ConfigError(f"key_param must be a parameter name, got {param!r}")
+        for name in ("single_flight", "distributed"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        for name in ("lock_timeout", "stale_ttl"):
+            value = getattr(self, name)
+            if value is not None or name == "lock_timeout":
+                _check_seconds(name, value)
+        ahead = self.refresh_ahead
+        if ahead is not None and (
+            isinstance(ahead, bool) or not isinstance(ahead, (int, float)) or not 0 < ahead < 1
+        ):
+            raise ConfigError(f"refresh_ahead must be a fraction of the TTL in (0, 1), got {ahead!r}")
 
     @property
     def ttl_seconds(self) -> float | None:
@@ -158,6 +202,25 @@ def _check_tiers(tiers: object) -> tuple[object, ...]:
     return result
 
 
+def _check_seconds(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
+
+
+def _check_retry(retry: object) -> object:
+    from .resilience.retry import RetryPolicy
+
+    if retry is True:
+        return RetryPolicy()
+    if retry is False or retry is None:
+        return None
+    if isinstance(retry, int):
+        return RetryPolicy(attempts=retry)
+    if not isinstance(retry, RetryPolicy):
+        raise ConfigError(f"retry must be a RetryPolicy, True, a number of attempts or None, got {retry!r}")
+    return retry
+
+
 def _check_semantic(sem: object) -> float | str | None:
     if sem is None or sem == "shadow":
         return sem
@@ -166,27 +229,43 @@ def _check_semantic(sem: object) -> float | str | None:
     return float(sem)
 
 
-def _convert(name: str, raw: object) -> object:  # noqa: PLR0911 - one return per setting
+def _boolean(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError("expected true/false")
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+_CONVERTERS: dict[str, Callable[[str], object]] = {
+    "ttl": float,
+    "semantic": lambda t: "shadow" if t.lower() == "shadow" else float(t),
+    "max_entry_bytes": int,
+    "strict": _boolean,
+    "enabled": _boolean,
+    "single_flight": _boolean,
+    "distributed": _boolean,
+    "tiers": _names,
+    "ignore": _names,
+    "retry": lambda t: _boolean(t) if t.lower() in _TRUE | _FALSE else int(t),
+    "stale_ttl": float,
+    "refresh_ahead": float,
+    "lock_timeout": float,
+}
+_NULLABLE = frozenset({"ttl", "semantic", "version", "stale_ttl", "refresh_ahead", "key_param", "retry"})
+
+
+def _convert(name: str, raw: object) -> object:
     if not isinstance(raw, str):
         if name in ("tiers", "ignore") and isinstance(raw, Iterable):
             return tuple(raw)
         return raw
     text = raw.strip()
-    lowered = text.lower()
-    if name in ("ttl", "semantic", "version") and lowered in ("none", "null", "off", ""):
+    if name in _NULLABLE and text.lower() in ("none", "null", "off", ""):
         return None
-    if name == "ttl":
-        return float(text)
-    if name == "semantic":
-        return "shadow" if lowered == "shadow" else float(text)
-    if name == "max_entry_bytes":
-        return int(text)
-    if name in ("strict", "enabled"):
-        if lowered in _TRUE:
-            return True
-        if lowered in _FALSE:
-            return False
-        raise ValueError("expected true/false")
-    if name in ("tiers", "ignore"):
-        return tuple(part.strip() for part in text.split(",") if part.strip())
-    return text
+    return _CONVERTERS.get(name, str)(text)

@@ -116,7 +116,8 @@ class Guarded:
     def __repr__(self) -> str:
         return f"Guarded({self.backend!r}, {self.breaker.state})"
 
-    def _call(self, op: Callable[[], T]) -> T:
+    def call(self, op: Callable[[], T]) -> T:
+        """Run ``op`` (an operation on the backend) through the breaker."""
         breaker = self.breaker
         if not breaker.allow():
             raise TierUnavailableError(f"cache tier {self.name!r} is unavailable (circuit open)")
@@ -128,7 +129,8 @@ class Guarded:
         breaker.success(self.name)
         return result
 
-    async def _acall(self, op: Callable[[], Awaitable[T]]) -> T:
+    async def acall(self, op: Callable[[], Awaitable[T]]) -> T:
+        """Async :meth:`call`."""
         breaker = self.breaker
         if not breaker.allow():
             raise TierUnavailableError(f"cache tier {self.name!r} is unavailable (circuit open)")
@@ -142,32 +144,32 @@ class Guarded:
 
     def get(self, key: str) -> bytes | None:
         """Guarded :meth:`Backend.get`."""
-        return self._call(lambda: self.backend.get(key))  # type: ignore[no-any-return]
+        return self.call(lambda: self.backend.get(key))  # type: ignore[no-any-return]
 
     def set(self, key: str, value: bytes, ttl: float | None) -> None:
         """Guarded :meth:`Backend.set`."""
-        self._call(lambda: self.backend.set(key, value, ttl))
+        self.call(lambda: self.backend.set(key, value, ttl))
 
     def delete(self, key: str) -> None:
         """Guarded :meth:`Backend.delete`."""
-        self._call(lambda: self.backend.delete(key))
+        self.call(lambda: self.backend.delete(key))
 
     def clear(self, prefix: str = "") -> int:
         """Guarded :meth:`Backend.clear`."""
-        return self._call(lambda: self.backend.clear(prefix))  # type: ignore[no-any-return]
+        return self.call(lambda: self.backend.clear(prefix))  # type: ignore[no-any-return]
 
     async def aget(self, key: str) -> bytes | None:
         """Guarded :meth:`Backend.aget`."""
-        return await self._acall(lambda: self.backend.aget(key))
+        return await self.acall(lambda: self.backend.aget(key))
 
     async def aset(self, key: str, value: bytes, ttl: float | None) -> None:
         """Guarded :meth:`Backend.aset`."""
-        await self._acall(lambda: self.backend.aset(key, value, ttl))
+        await self.acall(lambda: self.backend.aset(key, value, ttl))
 
     async def adelete(self, key: str) -> None:
         """Guarded :meth:`Backend.adelete`."""
-        await self._acall(lambda: self.backend.adelete(key))
+        await self.acall(lambda: self.backend.adelete(key))
 
     async def aclear(self, prefix: str = "") -> int:
         """Guarded :meth:`Backend.aclear`."""
-        return await self._acall(lambda: self.backend.aclear(prefix))
+        return await self.acall(lambda: self.backend.aclear(prefix))

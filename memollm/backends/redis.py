@@ -22,6 +22,8 @@ from redis.retry import Retry
 __all__ = ["RedisBackend"]
 
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
+# Delete the lock only if it still holds our token: never release another holder's lock.
+_UNLOCK = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 _SCAN_COUNT = 1000
 _UNLINK_BATCH = 500
 
@@ -134,6 +136,25 @@ class RedisBackend:
         if batch:
             removed += self.client.unlink(*batch)
         return removed
+
+    def lock(self, key: str, token: str, ttl: float) -> bool:
+        """Take the lock for ``key`` (SET NX PX with a random token); False if another holds it."""
+        return bool(self.client.set(self._lock_key(key), token, nx=True, px=max(1, int(ttl * 1000))))
+
+    def unlock(self, key: str, token: str) -> None:
+        """Release the lock for ``key`` if ``token`` still holds it (compare and delete)."""
+        self.client.eval(_UNLOCK, 1, self._lock_key(key), token)
+
+    async def alock(self, key: str, token: str, ttl: float) -> bool:
+        """Async :meth:`lock`."""
+        return bool(await self.aclient().set(self._lock_key(key), token, nx=True, px=max(1, int(ttl * 1000))))
+
+    async def aunlock(self, key: str, token: str) -> None:
+        """Async :meth:`unlock`."""
+        await self.aclient().eval(_UNLOCK, 1, self._lock_key(key), token)
+
+    def _lock_key(self, key: str) -> str:
+        return f"{self.prefix}:lock:{key}"
 
     def ping(self) -> bool:
         """Whether the server answers."""

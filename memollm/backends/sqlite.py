@@ -39,7 +39,8 @@ CREATE TRIGGER IF NOT EXISTS entries_upd AFTER UPDATE OF size ON entries BEGIN
 """
 # Reads refresh an entry's LRU time at most this often, so hits rarely write.
 _TOUCH_AFTER = 30.0
-_EVICT_SLACK = 0.9  # evict down to 90% of the limit, so eviction does not run on every write
+_EVICT_SLACK = 0.9
+_wal_lock = threading.Lock()  # evict down to 90% of the limit, so eviction does not run on every write
 
 
 class SQLiteBackend:
@@ -86,13 +87,27 @@ class SQLiteBackend:
             self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=True
         )
         conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
-        conn.execute("PRAGMA journal_mode = WAL")
+        self._use_wal(conn)
         conn.execute("PRAGMA synchronous = NORMAL")
         # Here, not in __init__: a broken file then fails calls (which the tier's breaker
         # skips) instead of stopping the application from starting.
         conn.executescript(_SCHEMA)
         self._local.conn, self._local.pid = conn, os.getpid()
         return conn
+
+    def _use_wal(self, conn: sqlite3.Connection) -> None:
+        # WAL is a property of the file, set once. Switching to it takes an exclusive lock
+        # and does not wait on the busy timeout, so switch only if needed, one thread at a
+        # time, and retry for a while if another process is switching at the same moment.
+        deadline = time.monotonic() + self.busy_timeout
+        with _wal_lock:
+            while conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                try:
+                    conn.execute("PRAGMA journal_mode = WAL")
+                except sqlite3.OperationalError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.01)
 
     # -- sync face ------------------------------------------------------------------
 

@@ -1,0 +1,1 @@
+"""Around the upstream call: retries, API-key failover, single-flight."""
