@@ -14,6 +14,7 @@ from memollm.testing import FakeClock
 
 from .servers import RedisCluster as RedisClusterServers
 from .servers import RedisServer
+from .upstream import Upstream
 
 
 @pytest.fixture(autouse=True)
@@ -108,3 +109,11 @@ def cluster_url(redis_cluster: RedisClusterServers) -> str:
     for node in redis_cluster.nodes:
         node.client().flushall()
     return redis_cluster.url
+
+
+@pytest.fixture
+def upstream() -> Iterator[Upstream]:
+    """A local OpenAI-compatible server with scripted replies."""
+    server = Upstream().start()
+    yield server
+    server.stop()

@@ -17,12 +17,13 @@ class _LeaderGone(Exception):
 
 
 class _Flight(Generic[T]):
-    __slots__ = ("done", "error", "result")
+    __slots__ = ("done", "error", "result", "waiters")
 
     def __init__(self) -> None:
         self.done = threading.Event()
         self.result: T | None = None
         self.error: BaseException | None = None
+        self.waiters = 0
 
 
 class SingleFlight:
@@ -38,6 +39,12 @@ class SingleFlight:
         self._threads: dict[str, _Flight[Any]] = {}
         self._tasks: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Future[Any]] = {}
 
+    def waiting(self, key: str) -> int:
+        """How many threads wait on the call in flight for ``key``."""
+        with self._lock:
+            flight = self._threads.get(key)
+            return 0 if flight is None else flight.waiters
+
     def run(self, key: str, fn: Callable[[], T]) -> tuple[T, bool]:
         """Run ``fn`` once for all concurrent callers of ``key``; return (result, led)."""
         with self._lock:
@@ -45,6 +52,8 @@ class SingleFlight:
             leader = flight is None
             if flight is None:
                 flight = self._threads[key] = _Flight()
+            else:
+                flight.waiters += 1
         if not leader:
             flight.done.wait()
             if isinstance(flight.error, _LeaderGone):

@@ -156,8 +156,8 @@ class KeyPool:
                 return k.key
             statuses = [self._status(k, now) for k in self._keys]
         waits = [s.usable_in for s in statuses if s.state == COOLING and s.usable_in is not None]
-        if not waits and skip:  # every usable key was tried in this call: come back shortly
-            waits = [self.cooldown]
+        if any(s.state == OK for s in statuses):  # usable keys, all tried in this call: soon
+            waits.append(self.cooldown)
         raise AllKeysExhaustedError(
             [(s.fingerprint, s.state, s.reason) for s in statuses], min(waits, default=None)
         )

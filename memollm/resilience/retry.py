@@ -68,24 +68,33 @@ def _retryable(exc: BaseException) -> bool:
 def _controls(policy: RetryPolicy, on_retry: Callable[[], None]) -> dict[str, Any]:
     start = policy.clock()
 
+    def planned(state: tenacity.RetryCallState) -> float | None:
+        # The wait for this attempt, computed once: tenacity asks for it (wait) and we
+        # need it to decide whether to stop; their order differs between versions.
+        if getattr(state, "memollm_attempt", None) != state.attempt_number:
+            exc = state.outcome.exception() if state.outcome else None
+            plan = None
+            if exc is not None and state.attempt_number < policy.attempts:
+                wait = policy._planned_wait(exc, state.attempt_number)
+                if wait <= policy.deadline - (policy.clock() - start):
+                    plan = wait  # a wait past the deadline would be in vain: stop instead
+            state.memollm_attempt = state.attempt_number  # type: ignore[attr-defined]
+            state.memollm_wait = plan  # type: ignore[attr-defined]
+        return state.memollm_wait  # type: ignore[attr-defined, no-any-return]
+
     def stop(state: tenacity.RetryCallState) -> bool:
-        exc = state.outcome.exception() if state.outcome else None
-        if exc is None or state.attempt_number >= policy.attempts:
-            return True
-        wait = policy._planned_wait(exc, state.attempt_number)
-        left = policy.deadline - (policy.clock() - start)
-        if wait > left:  # the wait would pass the deadline: stop now rather than wait in vain
-            return True
-        state.memollm_wait = wait  # type: ignore[attr-defined]
-        return False
+        return planned(state) is None
 
     def wait(state: tenacity.RetryCallState) -> float:
+        return planned(state) or 0.0
+
+    def before_sleep(state: tenacity.RetryCallState) -> None:
         on_retry()
-        return float(getattr(state, "memollm_wait", 0.0))
 
     return {
         "stop": stop,
         "wait": wait,
+        "before_sleep": before_sleep,
         "retry": tenacity.retry_if_exception(_retryable),
         "reraise": True,  # the caller sees the API's own exception, never RetryError
     }

@@ -1,0 +1,304 @@
+"""Single-flight, stale-if-error and refresh-ahead, against the local upstream server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+import memollm
+from memollm import LLMCache, RetryPolicy, cached_llm
+from memollm.testing import FakeClock
+
+from .upstream import Upstream, error
+
+
+def post(upstream: Upstream, prompt: str) -> dict[str, Any]:
+    response = httpx.post(
+        upstream.url + "/v1/chat/completions",
+        json={"model": "m", "messages": [{"role": "user", "content": prompt}]},
+        timeout=10,
+    )
+    response.raise_for_status()
+    return dict(response.json())
+
+
+def release_when_waiting(upstream: Upstream, fn: Any, prompt: str, followers: int) -> None:
+    """Hold the upstream's first request until ``followers`` callers wait on it, then let it answer."""
+    upstream.gate.clear()
+    key = fn.cache.key_for(prompt)
+
+    def opener() -> None:
+        upstream.arrived.wait(10)
+        # Followers are observable only through the flight's count: poll it (bounded).
+        for _ in range(1000):
+            if fn.cache._flights.waiting(key) >= followers:
+                break
+            threading.Event().wait(0.01)
+        upstream.gate.set()
+
+    threading.Thread(target=opener, daemon=True).start()
+
+
+def in_threads(n: int, fn: Any) -> tuple[list[Any], list[BaseException]]:
+    results: list[Any] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(n)
+
+    def run() -> None:
+        start.wait()
+        try:
+            results.append(fn())
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return results, errors
+
+
+class TestSingleFlight:
+    def test_threads_share_one_upstream_call(self, upstream: Upstream) -> None:
+        """100 threads asking the same question at once make one upstream request."""
+
+        @cached_llm
+        def ask(prompt: str) -> dict[str, Any]:
+            return post(upstream, prompt)
+
+        release_when_waiting(upstream, ask, "same question", 99)
+        results, errors = in_threads(100, lambda: ask("same question"))
+        assert errors == []
+        assert upstream.count == 1
+        assert ask.cache.stats().coalesced == 99
+        assert len(results) == 100
+        assert all(r == results[0] for r in results)
+        assert len({id(r) for r in results}) == 100  # each caller has its own copy
+        stats = ask.cache.stats()
+        assert stats.stores == 1
+
+    def test_followers_share_the_exception(self, upstream: Upstream) -> None:
+        """When the one upstream call fails, every waiting caller gets that failure."""
+        upstream.play(error(400))
+
+        @cached_llm
+        def ask(prompt: str) -> dict[str, Any]:
+            return post(upstream, prompt)
+
+        release_when_waiting(upstream, ask, "bad", 19)
+        results, errors = in_threads(20, lambda: ask("bad"))
+        assert results == []
+        assert upstream.count == 1
+        assert len(errors) == 20
+        assert all(e is errors[0] for e in errors)  # the very same exception
+
+    async def test_asyncio_tasks_share_one_upstream_call(self, upstream: Upstream) -> None:
+        """100 tasks asking the same question at once make one upstream request."""
+        client = httpx.AsyncClient(timeout=10)
+
+        @cached_llm(ignore=["client"])
+        async def ask(prompt: str, client: Any = client) -> dict[str, Any]:
+            response = await client.post(
+                upstream.url + "/v1/chat/completions", json={"model": "m", "messages": [{"content": prompt}]}
+            )
+            return dict(response.json())
+
+        results = await asyncio.gather(*(ask("same") for _ in range(100)))
+        await client.aclose()
+        assert upstream.count == 1
+        assert all(r == results[0] for r in results)
+
+    def test_off_means_every_caller_calls(self, upstream: Upstream) -> None:
+        """single_flight=False lets concurrent misses each call (for functions that must)."""
+
+        @cached_llm(single_flight=False)
+        def ask(prompt: str) -> dict[str, Any]:
+            return post(upstream, prompt)
+
+        upstream.gate.clear()
+
+        def opener() -> None:
+            # Release once several requests are in: the server saw them arrive.
+            while upstream.count < 5:
+                upstream.arrived.wait(1)
+                upstream.arrived.clear()
+            upstream.gate.set()
+
+        threading.Thread(target=opener).start()
+        _, errors = in_threads(5, lambda: ask("same"))
+        assert errors == []
+        assert upstream.count == 5
+
+
+PROCESS_SCRIPT = """
+import json, sys, threading
+import httpx
+from memollm import cached_llm
+
+url = sys.argv[1]
+
+@cached_llm(tiers=["memory", "redis"], distributed=True)
+def ask(prompt: str) -> str:
+    reply = httpx.post(url + "/v1/chat/completions", json={"messages": [{"content": prompt}]}, timeout=30)
+    return reply.json()["choices"][0]["message"]["content"]
+
+print("ready", flush=True)
+sys.stdin.readline()
+results = []
+barrier = threading.Barrier(25)
+def run():
+    barrier.wait()
+    results.append(ask("the shared question"))
+threads = [threading.Thread(target=run) for _ in range(25)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(json.dumps({"results": sorted(set(results)), "stats": ask.cache.stats().coalesced}), flush=True)
+"""
+
+
+def test_four_processes_share_one_upstream_call(upstream: Upstream, redis_url: str, tmp_path: Path) -> None:
+    """4 processes x 25 threads sharing Redis make one upstream request (a Redis lock)."""
+    script = tmp_path / "worker.py"
+    script.write_text(PROCESS_SCRIPT)
+    env = {**os.environ, "MEMOLLM_REDIS_URL": redis_url}
+    upstream.gate.clear()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), upstream.url],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+        )
+        for _ in range(4)
+    ]
+    for p in procs:
+        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+    for p in procs:
+        assert p.stdin is not None
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    assert upstream.arrived.wait(30)
+    upstream.gate.set()
+    outputs = [json.loads(p.communicate(timeout=60)[0].strip().splitlines()[-1]) for p in procs]
+    assert upstream.count == 1
+    assert {tuple(o["results"]) for o in outputs} == {("echo: the shared question",)}
+
+
+class TestStaleIfError:
+    def test_stale_entry_served_when_the_call_fails(self, upstream: Upstream, clock: FakeClock) -> None:
+        """Past its TTL but within stale_ttl, an entry is served if the call still fails, and flagged."""
+        memollm.register_tier("memory", memollm.backends.MemoryBackend(clock=clock))
+
+        def ask(prompt: str) -> dict[str, Any]:
+            return post(upstream, prompt)
+
+        policy = {"ttl": 10, "stale_ttl": 100, "retry": RetryPolicy(attempts=2, sleep=lambda s: None)}
+        cache = LLMCache(ask, settings=policy, clock=clock)
+        fn = cache.wrap(ask)
+        fresh = fn("x")
+        clock.advance(20)
+        upstream.play(error(503), error(503))
+        with memollm.lookup() as seen:
+            assert fn("x") == fresh
+        assert seen.stale
+        assert cache.stats().stale == 1
+        assert upstream.count == 3
+        with memollm.lookup() as seen:
+            fn("x")  # the upstream answers again: a fresh miss
+        assert seen.outcome == "miss"
+
+    def test_too_old_or_no_window_raises(self, upstream: Upstream, clock: FakeClock) -> None:
+        """Beyond the stale window, or without one, the failure reaches the caller."""
+        memollm.register_tier("memory", memollm.backends.MemoryBackend(clock=clock))
+
+        def ask(prompt: str) -> dict[str, Any]:
+            return post(upstream, prompt)
+
+        for settings, advance in (({"ttl": 10, "stale_ttl": 5}, 20), ({"ttl": 10}, 11)):
+            fn = LLMCache(ask, settings=settings, clock=clock).wrap(ask)
+            fn("y")
+            clock.advance(advance)
+            upstream.play(error(500))
+            with pytest.raises(httpx.HTTPStatusError):
+                fn("y")
+
+    def test_stale_stream(self, clock: FakeClock) -> None:
+        """A stream whose upstream fails before its first chunk replays the stale chunks."""
+        memollm.register_tier("memory", memollm.backends.MemoryBackend(clock=clock))
+        fail = [False]
+
+        def stream(prompt: str) -> Any:
+            if fail[0]:
+                raise ConnectionError("down")
+            yield from ["a", "b"]
+
+        fn = LLMCache(stream, settings={"ttl": 10, "stale_ttl": 60}, clock=clock).wrap(stream)
+        assert list(fn("q")) == ["a", "b"]
+        clock.advance(30)
+        fail[0] = True
+        assert list(fn("q")) == ["a", "b"]
+
+
+class TestRefreshAhead:
+    def test_hit_near_expiry_refreshes_once_in_the_background(
+        self, upstream: Upstream, clock: FakeClock
+    ) -> None:
+        """A hit with little TTL left is served at once and refreshed once, however many hits come."""
+        memollm.register_tier("memory", memollm.backends.MemoryBackend(clock=clock))
+        answers = iter(["old", "new"])
+        refreshed = threading.Event()
+        release = threading.Event()
+
+        def ask(prompt: str) -> str:
+            value = next(answers)
+            if value == "new":
+                release.wait(10)  # hold the refresh while more hits arrive
+                refreshed.set()
+            return value
+
+        cache = LLMCache(ask, settings={"ttl": 100, "refresh_ahead": 0.2}, clock=clock)
+        fn = cache.wrap(ask)
+        assert fn("x") == "old"
+        clock.advance(50)
+        assert fn("x") == "old"  # plenty left: no refresh
+        clock.advance(35)  # 15 s left, under 20 %
+        assert [fn("x") for _ in range(10)] == ["old"] * 10
+        release.set()
+        assert refreshed.wait(10)
+        while cache._refreshing:  # the store follows the call
+            threading.Event().wait(0.01)
+        assert fn("x") == "new"
+        assert cache.stats().refreshes == 1
+
+    async def test_async_refresh(self, clock: FakeClock) -> None:
+        """Async functions refresh in a background task."""
+        memollm.register_tier("memory", memollm.backends.MemoryBackend(clock=clock))
+        answers = iter(["old", "new"])
+        done = asyncio.Event()
+
+        async def ask(prompt: str) -> str:
+            value = next(answers)
+            if value == "new":
+                done.set()
+            return value
+
+        cache = LLMCache(ask, settings={"ttl": 100, "refresh_ahead": 0.2}, clock=clock)
+        fn = cache.wrap(ask)
+        assert await fn("x") == "old"
+        clock.advance(90)
+        assert await fn("x") == "old"
+        await done.wait()
+        await asyncio.gather(*cache._background)
+        assert await fn("x") == "new"

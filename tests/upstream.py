@@ -1,0 +1,105 @@
+"""A small OpenAI-compatible HTTP server the tests start: scripted replies, counted requests."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: dict[str, Any] | None = None
+    delay: float = 0.0  # seconds before answering (a slow upstream)
+
+
+def completion(text: str, model: str = "test-model") -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": 1_700_000_000,
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12},
+    }
+
+
+def error(status: int, code: str | None = None, message: str = "scripted failure") -> Reply:
+    kind = {429: "rate_limit_error", 401: "authentication_error"}.get(status, "api_error")
+    return Reply(status, body={"error": {"message": message, "type": kind, "code": code}})
+
+
+class Upstream:
+    """Replies from per-key scripts (or a shared one), then 200s that echo the prompt."""
+
+    def __init__(self) -> None:
+        self.script: deque[Reply] = deque()
+        self.by_key: dict[str, deque[Reply]] = {}
+        self.requests: list[dict[str, Any]] = []
+        self.gate = threading.Event()
+        self.gate.set()
+        self.arrived = threading.Event()
+        self._lock = threading.Lock()
+        upstream = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length", 0))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                key = (self.headers.get("authorization") or "").removeprefix("Bearer ")
+                with upstream._lock:
+                    upstream.requests.append({"key": key, "body": body, "path": self.path})
+                    queue = upstream.by_key.get(key) or upstream.script
+                    reply = queue.popleft() if queue else None
+                upstream.arrived.set()
+                upstream.gate.wait(30)
+                if reply is None:
+                    messages = body.get("messages") or [{"content": body.get("prompt", "")}]
+                    reply = Reply(body=completion(f"echo: {messages[-1]['content']}", body.get("model", "m")))
+                if reply.delay:
+                    time.sleep(reply.delay)  # the upstream being slow, not test synchronisation
+                payload = json.dumps(reply.body or {}).encode()
+                try:
+                    self.send_response(reply.status)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(payload)))
+                    for name, value in reply.headers.items():
+                        self.send_header(name, value)
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (a timeout test)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self) -> Upstream:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.gate.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+    def play(self, *replies: Reply, key: str | None = None) -> None:
+        with self._lock:
+            (self.by_key.setdefault(key, deque()) if key else self.script).extend(replies)
+
+    @property
+    def count(self) -> int:
+        return len(self.requests)
+
+    def keys_used(self) -> list[str]:
+        return [r["key"] for r in self.requests]
