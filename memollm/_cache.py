@@ -14,7 +14,16 @@ import secrets
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from dataclasses import dataclass
 from types import MethodType
 from typing import Any
@@ -36,7 +45,7 @@ from .errors import (
 from .keys import KeyBuilder, KeyExplanation, function_id
 from .policy import Policy
 from .resilience import retry as resilient
-from .resilience.flight import SingleFlight
+from .resilience.flight import AsyncStreamFlights, SingleFlight, StreamFlights
 from .resilience.keypool import KeyPool
 from .resilience.retry import RetryPolicy
 
@@ -112,6 +121,8 @@ class LLMCache:
         self._types_resolved = False
         self._plan: _Plan | None = None
         self._flights = SingleFlight()
+        self._stream_flights = StreamFlights(_END)
+        self._astream_flights = AsyncStreamFlights(_END)
         self._refreshing: set[str] = set()
         self._refresh_lock = threading.Lock()
         self._background: set[asyncio.Task[None]] = set()
@@ -274,15 +285,31 @@ class LLMCache:
             if chunks is not _MISS:
                 yield from chunks
                 return
+        if key is None or not plan.single_flight:
+            source = self._own_stream(plan, key, call)
+        else:
+            source = self._stream_flights.read(
+                key,
+                lambda: self._upstream(plan, call, first_chunk=_first),
+                lambda chunks: self._store(plan, key, list(chunks), KIND_STREAM),
+                self._count_coalesced,
+            )
+        sent = 0
         try:
-            # Retries and key failover cover opening the stream and its first chunk; once
-            # chunks have reached the caller, a failure is the caller's to see.
-            first, stream = self._upstream(plan, call, first_chunk=_first)
+            for chunk in source:
+                sent += 1
+                yield chunk
         except Exception:
-            if stale is None:
+            if stale is None or sent:  # once chunks reached the caller, the failure is theirs
                 raise
             yield from self._serve_stale(stale)
-            return
+        finally:
+            source.close()
+
+    def _own_stream(self, plan: _Plan, key: str | None, call: _Call) -> Generator[Any, None, None]:
+        # Retries and key failover cover opening the stream and its first chunk; once
+        # chunks have reached the caller, a failure is the caller's to see.
+        first, stream = self._upstream(plan, call, first_chunk=_first)
         recorded: list[Any] = []
         finished = False
         try:
@@ -307,14 +334,33 @@ class LLMCache:
                 for chunk in chunks:
                     yield chunk
                 return
+        if key is None or not plan.single_flight:
+            source = self._own_astream(plan, key, call)
+        else:
+
+            async def complete(chunks: list[Any]) -> None:
+                data = self._encode(plan, list(chunks), KIND_STREAM)
+                if data is not None:
+                    await self._awrite(plan, key, data)
+
+            source = self._astream_flights.read(
+                key, lambda: self._aupstream(plan, call, first_chunk=_afirst), complete, self._count_coalesced
+            )
+        sent = 0
         try:
-            first, stream = await self._aupstream(plan, call, first_chunk=_afirst)
+            async for chunk in source:
+                sent += 1
+                yield chunk
         except Exception:
-            if stale is None:
+            if stale is None or sent:
                 raise
             for chunk in self._serve_stale(stale):
                 yield chunk
-            return
+        finally:
+            await source.aclose()
+
+    async def _own_astream(self, plan: _Plan, key: str | None, call: _Call) -> AsyncGenerator[Any, None]:
+        first, stream = await self._aupstream(plan, call, first_chunk=_afirst)
         recorded: list[Any] = []
         finished = False
         try:
@@ -332,6 +378,9 @@ class LLMCache:
             data = self._encode(plan, recorded, KIND_STREAM)
             if data is not None:
                 await self._awrite(plan, key, data)
+
+    def _count_coalesced(self) -> None:
+        self._stats.add("coalesced")
 
     # -- the upstream call: retries, key failover, single-flight, locks, refreshes ----
 

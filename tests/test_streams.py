@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import threading
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pydantic
 import pytest
@@ -200,3 +202,109 @@ class TestAsyncStreams:
         assert [c async for c in stream("q")] == ["a", "b"]
         assert [c async for c in stream("q")] == ["a", "b"]
         assert stream.cache.stats().stores == 1
+
+
+class TestSharedStreams:
+    def _upstream(self) -> tuple[Any, list[str], threading.Event]:
+        opened: list[str] = []
+        release = threading.Event()
+
+        def stream(prompt: str) -> Iterator[str]:
+            opened.append(prompt)
+            yield "a"
+            release.wait(10)  # the rest comes once every consumer has joined
+            yield "b"
+            yield "c"
+
+        return stream, opened, release
+
+    def test_consumers_share_one_upstream_stream_from_the_start(self) -> None:
+        """Consumers of an identical stream share one upstream; a late joiner still gets chunk one."""
+        source, opened, release = self._upstream()
+        fn = cached_llm(source)
+        first = fn("q")
+        got: dict[int, list[str]] = {0: [next(first)]}  # the first chunk is out
+        others = [fn("q") for _ in range(5)]
+        for i, gen in enumerate(others, 1):
+            got[i] = [next(gen)]  # joined while the stream is in flight: chunk one from the buffer
+        release.set()
+        got[0] += list(first)
+        for i, gen in enumerate(others, 1):
+            got[i] += list(gen)
+        assert opened == ["q"]
+        assert all(chunks == ["a", "b", "c"] for chunks in got.values())
+        stats = fn.cache.stats()
+        assert (stats.coalesced, stats.stores) == (5, 1)
+        assert list(fn("q")) == ["a", "b", "c"]
+        assert fn.cache.stats().hits == {"memory": 1}
+
+    def test_one_consumer_leaving_does_not_stop_the_others(self) -> None:
+        """A consumer that closes early leaves the shared stream running for the rest."""
+        source, opened, release = self._upstream()
+        fn = cached_llm(source)
+        leaver, stayer = fn("q"), fn("q")
+        assert next(leaver) == "a"
+        assert next(stayer) == "a"
+        leaver.close()
+        release.set()
+        assert list(stayer) == ["b", "c"]
+        assert opened == ["q"]
+        assert fn.cache.stats().stores == 1
+
+    def test_all_leaving_closes_the_upstream(self) -> None:
+        """When every consumer leaves before the end, the upstream is closed and nothing stored."""
+        closed = []
+
+        @cached_llm
+        def stream(prompt: str) -> Iterator[str]:
+            try:
+                yield from ["a", "b", "c"]
+            finally:
+                closed.append(True)
+
+        g1, g2 = stream("q"), stream("q")
+        next(g1)
+        next(g2)
+        g1.close()
+        assert closed == []
+        g2.close()
+        assert closed == [True]
+        assert stream.cache.stats().stores == 0
+
+    def test_an_upstream_error_reaches_every_consumer(self) -> None:
+        """An error mid-stream reaches every consumer, and nothing is stored."""
+
+        @cached_llm
+        def stream(prompt: str) -> Iterator[str]:
+            yield "a"
+            raise ConnectionError("reset by peer")
+
+        g1, g2 = stream("q"), stream("q")
+        assert next(g1) == next(g2) == "a"
+        for gen in (g1, g2):
+            with pytest.raises(ConnectionError, match="reset"):
+                next(gen)
+        assert stream.cache.stats().stores == 0
+
+    async def test_async_consumers_share_one_upstream(self) -> None:
+        """Async consumers of one stream share its upstream and get every chunk."""
+        opened = []
+        gate = asyncio.Event()
+
+        @cached_llm
+        async def stream(prompt: str) -> AsyncIterator[str]:
+            opened.append(prompt)
+            yield "a"
+            await gate.wait()
+            yield "b"
+
+        async def consume() -> list[str]:
+            return [c async for c in stream("q")]
+
+        tasks = [asyncio.create_task(consume()) for _ in range(20)]
+        await asyncio.sleep(0)  # let every task start and join before the gate opens
+        gate.set()
+        results = await asyncio.gather(*tasks)
+        assert opened == ["q"]
+        assert all(r == ["a", "b"] for r in results)
+        assert stream.cache.stats().coalesced == 19
