@@ -221,3 +221,19 @@ def test_unknown_tier_explains_how_to_configure_it() -> None:
     """Asking for an unconfigured tier says the three ways to provide it."""
     with pytest.raises(ConfigError, match="MEMOLLM_REDIS_URL"):
         cached_llm(tiers=["redis"])(lambda: 1)
+
+
+def test_resilience_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Retries, stale_ttl and the single-flight switches can be set without a code change."""
+    monkeypatch.setenv("MEMOLLM_RETRY", "3")
+    monkeypatch.setenv("MEMOLLM_STALE_TTL", "600")
+    monkeypatch.setenv("MEMOLLM_SINGLE_FLIGHT", "false")
+    monkeypatch.setenv("MEMOLLM_REFRESH_AHEAD", "0.1")
+    config.reset()
+    policy = _fn().cache.policy
+    assert isinstance(policy.retry, memollm.RetryPolicy) and policy.retry.attempts == 3
+    assert (policy.stale_ttl, policy.single_flight, policy.refresh_ahead) == (600.0, False, 0.1)
+    monkeypatch.setenv("MEMOLLM_KEYS", "sk-1")
+    config.reset()
+    with pytest.raises(ConfigError, match="can only be set in Python"):
+        _fn()

@@ -61,3 +61,19 @@ async def use() -> None:
         pass
     memollm.configure("app.*", ttl=30)
     print(text, other, awaited, chunks, achunks, method, rate, explained, removed, total)
+
+
+pool = memollm.KeyPool(["sk-1", "sk-2"])
+
+
+@cached_llm(retry=memollm.RetryPolicy(attempts=3), keys=pool, key_param="api_key", stale_ttl=60)
+def resilient(prompt: str, api_key: str | None = None) -> str:
+    return prompt
+
+
+def use_resilience() -> None:
+    with memollm.lookup() as seen:
+        text: str = resilient("hi")
+    stale: bool = seen.stale
+    key: str | None = memollm.current_key()
+    print(text, stale, key, pool.status()[0].fingerprint)
