@@ -15,6 +15,8 @@ from .policy import Policy
 
 if TYPE_CHECKING:
     from .backends import Backend
+    from .resilience.keypool import KeyPool
+    from .resilience.retry import RetryPolicy
 
 __all__ = ["CachedFunction", "cached_llm"]
 
@@ -64,6 +66,14 @@ def cached_llm(
     key: Callable[..., object] | _Unset | None = UNSET,
     max_entry_bytes: int | _Unset = UNSET,
     enabled: bool | _Unset = UNSET,
+    retry: RetryPolicy | int | bool | None | _Unset = UNSET,
+    keys: KeyPool | None | _Unset = UNSET,
+    key_param: str | None | _Unset = UNSET,
+    single_flight: bool | _Unset = UNSET,
+    distributed: bool | _Unset = UNSET,
+    lock_timeout: float | _Unset = UNSET,
+    stale_ttl: float | None | _Unset = UNSET,
+    refresh_ahead: float | None | _Unset = UNSET,
 ) -> Callable[[Callable[P, R]], CachedFunction[P, R]]: ...
 
 
@@ -87,7 +97,9 @@ def cached_llm(
         name: The name configuration overrides match (default ``module.qualname``).
         **settings: Any :class:`Policy` field: ``ttl``, ``namespace``, ``tiers``,
             ``semantic``, ``cache_if``, ``sampled``, ``strict``, ``version``, ``ignore``,
-            ``key``, ``max_entry_bytes``, ``enabled``.
+            ``key``, ``max_entry_bytes``, ``enabled``, ``retry``, ``keys``, ``key_param``,
+            ``single_flight``, ``distributed``, ``lock_timeout``, ``stale_ttl``,
+            ``refresh_ahead``.
 
     Returns:
         The wrapped function, with an :class:`LLMCache` as its ``cache`` attribute:
