@@ -66,14 +66,14 @@ def cached_llm(
     key: Callable[..., object] | _Unset | None = UNSET,
     max_entry_bytes: int | _Unset = UNSET,
     enabled: bool | _Unset = UNSET,
-    retry: RetryPolicy | int | bool | None | _Unset = UNSET,
-    keys: KeyPool | None | _Unset = UNSET,
-    key_param: str | None | _Unset = UNSET,
+    retry: RetryPolicy | int | bool | _Unset | None = UNSET,
+    keys: KeyPool | _Unset | None = UNSET,
+    key_param: str | _Unset | None = UNSET,
     single_flight: bool | _Unset = UNSET,
     distributed: bool | _Unset = UNSET,
     lock_timeout: float | _Unset = UNSET,
-    stale_ttl: float | None | _Unset = UNSET,
-    refresh_ahead: float | None | _Unset = UNSET,
+    stale_ttl: float | _Unset | None = UNSET,
+    refresh_ahead: float | _Unset | None = UNSET,
 ) -> Callable[[Callable[P, R]], CachedFunction[P, R]]: ...
 
 
