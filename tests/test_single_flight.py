@@ -13,11 +13,13 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
 import memollm
 from memollm import LLMCache, RetryPolicy, cached_llm
 from memollm.testing import FakeClock
 
+from .helpers import eventually
 from .upstream import Upstream, error
 
 
@@ -190,10 +192,20 @@ def test_four_processes_share_one_upstream_call(upstream: Upstream, redis_url: s
         p.stdin.write("go\n")
         p.stdin.flush()
     assert upstream.arrived.wait(30)
+    # Hold the answer until the other processes are polling Redis for it (their GETs show
+    # in the server's command counts), so the test exercises the lock, not a late hit.
+    admin = redis.Redis.from_url(redis_url)
+
+    def gets() -> int:
+        return int(admin.info("commandstats").get("cmdstat_get", {}).get("calls", 0))
+
+    start = gets()
+    assert eventually(lambda: gets() - start >= 9, timeout=20)
     upstream.gate.set()
     outputs = [json.loads(p.communicate(timeout=60)[0].strip().splitlines()[-1]) for p in procs]
     assert upstream.count == 1
     assert {tuple(o["results"]) for o in outputs} == {("echo: the shared question",)}
+    assert sum(o["stats"] for o in outputs) == 99  # every call but the leader's was shared
 
 
 class TestStaleIfError:
