@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ._cache import LLMCache
 from ._cache import global_stats as stats
-from ._control import Lookup, bypass, lookup, refresh
+from ._control import Lookup, bypass, lookup, refresh, tenant
 from ._decorator import CachedFunction, cached_llm
 from ._stats import CacheStats
 from .codec import register_type
@@ -55,6 +55,7 @@ __all__ = [
     "register_tier",
     "register_type",
     "stats",
+    "tenant",
 ]
 
 __version__ = "0.1.0"

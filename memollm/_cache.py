@@ -78,6 +78,9 @@ class _Plan:
     lock: Any  # the guarded tier whose backend holds cross-process locks, or None
     stale: float | None  # seconds an expired entry may still be served if the call fails
     refresh_window: float  # a hit with less time left than this is refreshed (0: never)
+    semantic: Any  # the SemanticTier, or None
+    threshold: float  # cosine threshold of semantic hits
+    shadow: bool  # semantic lookups only measured, never served
 
     @property
     def resilient(self) -> bool:
@@ -126,6 +129,8 @@ class LLMCache:
         self._refreshing: set[str] = set()
         self._refresh_lock = threading.Lock()
         self._background: set[asyncio.Task[None]] = set()
+        self._semantic: Any = None
+        self._semantic_shape: tuple[object, ...] | None = None
         self._build()  # surfaces a bad setting at decoration time
         _caches.add(self)
 
@@ -156,12 +161,16 @@ class LLMCache:
         """Remove this function's entries (all argument values, all versions) from every tier."""
         plan = self._current()
         prefix = plan.keys.prefix
+        if plan.semantic is not None:
+            plan.semantic.index.clear(prefix)
         return self._each(plan, lambda tier: tier.clear(prefix))
 
     async def aclear(self) -> int:
         """Async face of :meth:`clear`."""
         plan = self._current()
         prefix = plan.keys.prefix
+        if plan.semantic is not None:
+            plan.semantic.index.clear(prefix)
         return await self._aeach(plan, lambda tier: tier.aclear(prefix))
 
     def invalidate(self, *args: Any, **kwargs: Any) -> None:
@@ -169,12 +178,20 @@ class LLMCache:
         plan = self._current()
         key = plan.keys.info(self._bound, args, kwargs).key
         self._each(plan, lambda tier: tier.delete(key))
+        self._forget_vector(plan, args, kwargs, key)
 
     async def ainvalidate(self, *args: Any, **kwargs: Any) -> None:
         """Async face of :meth:`invalidate`."""
         plan = self._current()
         key = plan.keys.info(self._bound, args, kwargs).key
         await self._aeach(plan, lambda tier: tier.adelete(key))
+        self._forget_vector(plan, args, kwargs, key)
+
+    def _forget_vector(self, plan: _Plan, args: tuple[Any, ...], kwargs: dict[str, Any], key: str) -> None:
+        if plan.semantic is not None:
+            parts = plan.keys.semantic(self._bound, args, kwargs)
+            if parts is not None:
+                plan.semantic.index.remove(parts.partition, key)
 
     def explain_key(self, *args: Any, **kwargs: Any) -> KeyExplanation:
         """Show the canonical parts of the key for a call (``self`` first for methods)."""
@@ -228,21 +245,31 @@ class LLMCache:
         call = (wrapped, args, kwargs)
         if key is None:
             return self._upstream(plan, call)
-        stale = None
+        stale = pending = None
         if read:
             value, expires, stale = self._read(plan, key, KIND_VALUE)
             if value is not _MISS:
                 if self._refresh_due(plan, expires):
                     self._refresh_in_thread(plan, key, call)
                 return value
+            if plan.semantic is not None:
+                value, pending = self._semantic_lookup(
+                    plan, self._semantic_vector(plan, instance, args, kwargs)
+                )
+                if value is not _MISS:
+                    return value
         try:
             if not plan.single_flight:
-                return self._fetch(plan, key, read, call)[0]
-            (result, data), led = self._flights.run(key, lambda: self._fetch(plan, key, read, call))
+                result, data = self._fetch(plan, key, read, call)
+                led = True
+            else:
+                (result, data), led = self._flights.run(key, lambda: self._fetch(plan, key, read, call))
         except Exception:
             if stale is None:
                 raise
             return self._serve_stale(stale)
+        if pending is not None and led:
+            self._semantic_store(plan, key, pending, result, data)
         return result if led else self._shared(result, data)
 
     async def _async_call(
@@ -252,21 +279,32 @@ class LLMCache:
         call = (wrapped, args, kwargs)
         if key is None:
             return await self._aupstream(plan, call)
-        stale = None
+        stale = pending = None
         if read:
             value, expires, stale = await self._aread(plan, key, KIND_VALUE)
             if value is not _MISS:
                 if self._refresh_due(plan, expires):
                     self._refresh_in_task(plan, key, call)
                 return value
+            if plan.semantic is not None:
+                prepared = await asyncio.to_thread(self._semantic_vector, plan, instance, args, kwargs)
+                value, pending = self._semantic_lookup(plan, prepared)
+                if value is not _MISS:
+                    return value
         try:
             if not plan.single_flight:
-                return (await self._afetch(plan, key, read, call))[0]
-            (result, data), led = await self._flights.arun(key, lambda: self._afetch(plan, key, read, call))
+                result, data = await self._afetch(plan, key, read, call)
+                led = True
+            else:
+                (result, data), led = await self._flights.arun(
+                    key, lambda: self._afetch(plan, key, read, call)
+                )
         except Exception:
             if stale is None:
                 raise
             return self._serve_stale(stale)
+        if pending is not None and led:
+            self._semantic_store(plan, key, pending, result, data)
         return result if led else self._shared(result, data)
 
     def _gen_call(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -409,6 +447,62 @@ class LLMCache:
         if not plan.resilient:
             return await once(None)
         return await resilient.acall(once, retry=plan.retry, keys=plan.keys_pool, on_retry=self._count_retry)
+
+    # -- the semantic tier ----------------------------------------------------------
+
+    def _semantic_vector(
+        self, plan: _Plan, instance: object, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[Any, Any] | None:
+        """(the call's semantic parts, its prompt vector), or None if it has no usable prompt."""
+        try:
+            parts = plan.keys.semantic(instance, args, kwargs)
+        except (UncacheableArgumentError, TypeError):
+            return None
+        if parts is None:
+            return None
+        vector = plan.semantic.vector(self.name, parts.text)
+        return None if vector is None else (parts, vector)
+
+    def _semantic_lookup(self, plan: _Plan, prepared: tuple[Any, Any] | None) -> tuple[Any, Any]:
+        """Serve a verified similar entry: (value or _MISS, what to index after the call)."""
+        if prepared is None:
+            return _MISS, None
+        from .semantic.tier import Pending
+
+        parts, vector = prepared
+        pending = Pending(parts.partition, parts.text, vector)
+        tier = plan.semantic
+        for candidate in tier.candidates(parts.partition, vector, parts.text, plan.threshold):
+            found = self._quiet_read(plan, candidate.key, KIND_VALUE)
+            if found is None:  # its entry expired or was evicted: the vector is dangling
+                tier.index.remove(parts.partition, candidate.key)
+                continue
+            if plan.shadow:
+                pending.shadow, pending.shadow_value = candidate, found[0]
+                self._stats.add("shadow_hits")
+                return _MISS, pending
+            self._stats.hit("semantic")
+            note("semantic-hit", "semantic", candidate.similarity)
+            return found[0], None
+        return _MISS, pending
+
+    def _semantic_store(self, plan: _Plan, key: str, pending: Any, result: Any, data: bytes | None) -> None:
+        """Index the new entry's prompt; in shadow mode, compare the answer with the would-be hit."""
+        if data is not None:
+            ttl = plan.ttl
+            expires = None if ttl is None else self._clock() + ttl
+            plan.semantic.index.add(pending.partition, key, pending.vector, pending.text, expires)
+        if pending.shadow is not None:
+            same = pending.shadow_value == result
+            if not same:
+                self._stats.add("shadow_mismatches")
+            logger.info(
+                "%s: shadow semantic hit at similarity %.3f on entry %s; answers %s",
+                self.name,
+                pending.shadow.similarity,
+                pending.shadow.key,
+                "agree" if same else "differ",
+            )
 
     def _count_retry(self) -> None:
         self._stats.add("retries")
@@ -604,14 +698,6 @@ class LLMCache:
         policy = config.resolve(self.name, self._settings)
         tiers = tuple(config.get_tier(t) if isinstance(t, str) else config.guard(t) for t in policy.tiers)
         names = _unique(t if isinstance(t, str) else t.name for t in policy.tiers)
-        if policy.semantic is not None:
-            warn_once(
-                ("semantic", self.name),
-                "%s: semantic=%r needs the semantic tier, which this build does not include; "
-                "caching exact matches only",
-                self.name,
-                policy.semantic,
-            )
         self._resolve_types()
         self._codec.max_bytes = policy.max_entry_bytes
         key_policy = policy
@@ -629,6 +715,7 @@ class LLMCache:
                     self.name,
                 )
         ttl = policy.ttl_seconds
+        semantic = self._semantic_tier(policy)
         plan = _Plan(
             generation=generation,
             policy=policy,
@@ -648,9 +735,38 @@ class LLMCache:
             lock=lock,
             stale=policy.stale_ttl,
             refresh_window=(ttl or 0.0) * (policy.refresh_ahead or 0.0),
+            semantic=semantic,
+            threshold=policy.semantic if isinstance(policy.semantic, float) else _shadow_threshold(),
+            shadow=policy.semantic == "shadow",
         )
         self._plan = plan
         return plan
+
+    def _semantic_tier(self, policy: Policy) -> Any:
+        """This function's semantic tier (kept across configuration changes while it fits)."""
+        if policy.semantic is None:
+            return None
+        try:
+            from .semantic.tier import SemanticTier
+        except ImportError as exc:
+            warn_once(
+                ("semantic-extra",),
+                "semantic caching needs the 'semantic' extra (pip install 'memollm[semantic]'): %s; "
+                "caching exact matches only",
+                exc,
+            )
+            return None
+        shape = (id(policy.embedder), id(policy.verify), policy.semantic_top_k, policy.semantic_max_entries)
+        if self._semantic is None or self._semantic_shape != shape:
+            self._semantic = SemanticTier(
+                embedder=policy.embedder,
+                verify=policy.verify,
+                top_k=policy.semantic_top_k,
+                max_entries=policy.semantic_max_entries,
+                clock=self._clock,
+            )
+            self._semantic_shape = shape
+        return self._semantic
 
     def _resolve_types(self) -> bool:
         if not self._types_resolved:
@@ -942,6 +1058,12 @@ def _memo_of(env: list[Any]) -> tuple[int, float | None, object] | None:
         # A stream replays its chunks, never the list itself.
         return env[1], env[3], tuple(value)
     return None
+
+
+def _shadow_threshold() -> float:
+    from .semantic.tier import SHADOW_THRESHOLD
+
+    return SHADOW_THRESHOLD
 
 
 def _unique(names: Iterable[str]) -> tuple[str, ...]:

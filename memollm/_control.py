@@ -7,7 +7,10 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-__all__ = ["BYPASS", "NORMAL", "REFRESH", "Lookup", "bypass", "lookup", "mode", "note", "record", "refresh"]
+__all__ = [
+    "BYPASS", "NORMAL", "REFRESH", "Lookup", "bypass", "current_tenant", "lookup", "mode", "note", "record",
+    "refresh", "tenant",
+]  # fmt: skip
 
 NORMAL = 0
 BYPASS = 1
@@ -47,13 +50,15 @@ def refresh() -> Iterator[None]:
 class Lookup:
     """What happened to the last cached call made inside a :func:`lookup` block.
 
-    ``outcome`` is ``"hit"``, ``"miss"``, ``"stale"`` (the call failed and an expired entry
-    was served), ``"coalesced"`` (another caller's call was shared), ``"bypass"`` or
-    ``"uncacheable"``; ``tier`` names the tier of a hit.
+    ``outcome`` is ``"hit"``, ``"semantic-hit"`` (with its ``similarity``), ``"miss"``,
+    ``"stale"`` (the call failed and an expired entry was served), ``"coalesced"`` (another
+    caller's call was shared), ``"bypass"`` or ``"uncacheable"``; ``tier`` names the tier
+    of a hit.
     """
 
     outcome: str | None = None
     tier: str | None = None
+    similarity: float | None = None
 
     @property
     def stale(self) -> bool:
@@ -83,8 +88,26 @@ def lookup() -> Iterator[Lookup]:
         _record.reset(token)
 
 
-def note(outcome: str, tier: str | None = None) -> None:
+def note(outcome: str, tier: str | None = None, similarity: float | None = None) -> None:
     """Write to the active :func:`lookup` record, if there is one."""
     seen = _record.get()
     if seen is not None:
-        seen.outcome, seen.tier = outcome, tier
+        seen.outcome, seen.tier, seen.similarity = outcome, tier, similarity
+
+
+_tenant: ContextVar[object] = ContextVar("memollm_tenant", default=None)
+current_tenant = _tenant.get
+
+
+@contextmanager
+def tenant(scope: object) -> Iterator[None]:
+    """Calls in this block are cached for ``scope`` (a tenant or user id) alone.
+
+    The scope is part of every exact key and every semantic partition: one tenant's
+    answers are never served to another. Context-local, like :func:`bypass`.
+    """
+    token = _tenant.set(scope)
+    try:
+        yield
+    finally:
+        _tenant.reset(token)

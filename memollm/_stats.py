@@ -21,7 +21,9 @@ class CacheStats:
     arguments could not be keyed; ``skipped`` counts results ``cache_if`` refused;
     ``retries`` counts retried upstream calls; ``stale`` counts expired entries served
     because the call failed; ``coalesced`` counts calls that shared another's upstream
-    call; ``refreshes`` counts background refreshes.
+    call; ``refreshes`` counts background refreshes; ``shadow_hits`` counts semantic hits
+    shadow mode would have served, and ``shadow_mismatches`` those whose fresh answer
+    differed from the one that would have been served.
     """
 
     hits: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
@@ -36,6 +38,8 @@ class CacheStats:
     stale: int = 0
     coalesced: int = 0
     refreshes: int = 0
+    shadow_hits: int = 0
+    shadow_mismatches: int = 0
 
     @property
     def hit_count(self) -> int:
@@ -68,7 +72,7 @@ class CacheStats:
 
 _COUNTERS = (
     "misses", "stores", "bypasses", "errors", "corrupt", "uncacheable", "skipped",
-    "retries", "stale", "coalesced", "refreshes",
+    "retries", "stale", "coalesced", "refreshes", "shadow_hits", "shadow_mismatches",
 )  # fmt: skip
 
 

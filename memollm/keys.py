@@ -25,10 +25,19 @@ from typing import Any
 
 import msgpack
 
+from ._control import current_tenant
 from .errors import UncacheableArgumentError
 from .policy import Policy
 
-__all__ = ["KEY_SCHEMA", "KeyBuilder", "KeyExplanation", "KeyInfo", "canonical", "function_id"]
+__all__ = [
+    "KEY_SCHEMA",
+    "KeyBuilder",
+    "KeyExplanation",
+    "KeyInfo",
+    "SemanticParts",
+    "canonical",
+    "function_id",
+]
 
 KEY_SCHEMA = 1
 _TAG_EXT = 1
@@ -38,6 +47,8 @@ _SCALARS = frozenset({str, int, float, bool, type(None), bytes})
 # Names whose value decides whether a call samples (OpenAI's default temperature is 1).
 _TEMPERATURE = "temperature"
 _PROMPTISH = ("messages", "prompt", "input")
+_PROMPT_NAMES = ("prompt", "question", "query", "input")
+_PROMPT_SLOT = "\x00memollm:prompt\x00"  # stands for the prompt text in a semantic partition
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +68,14 @@ class KeyInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class SemanticParts:
+    """What a semantic lookup of a call needs: its prompt text and its exact partition."""
+
+    text: str
+    partition: str
+
+
+@dataclass(frozen=True, slots=True)
 class KeyExplanation:
     """The canonical parts that make up one call's key, for seeing why two calls missed."""
 
@@ -68,6 +87,7 @@ class KeyExplanation:
     arguments: dict[str, object]
     ignored: tuple[str, ...]
     sampled: bool
+    scope: object = None
 
 
 class _Unkeyable(Exception):
@@ -195,6 +215,47 @@ def _qualname(tp: type) -> str:
     return f"{tp.__module__}.{tp.__qualname__}"
 
 
+def _take_prompt(arguments: dict[str, Any], prompt_arg: str | None) -> tuple[str, dict[str, Any]] | None:
+    """The prompt text, and the arguments with a placeholder where the prompt was."""
+    places = [arguments]
+    for value in arguments.values():
+        if isinstance(value, dict) and any(k in value for k in (*_PROMPT_NAMES, "messages")):
+            places.append(value)  # an OpenAI-style **kwargs pass-through
+    names = (prompt_arg,) if prompt_arg else _PROMPT_NAMES
+    for place in places:
+        for name in names:
+            if isinstance(place.get(name), str) and place[name].strip():
+                return place[name], _replaced(arguments, place, name, _PROMPT_SLOT)
+        if not prompt_arg or prompt_arg == "messages":
+            messages = place.get("messages")
+            if isinstance(messages, list):
+                for i in range(len(messages) - 1, -1, -1):
+                    message = messages[i]
+                    if isinstance(message, Mapping) and message.get("role") == "user":
+                        text = _text_of(message.get("content"))
+                        if text:
+                            new = [*messages[:i], {**message, "content": _PROMPT_SLOT}, *messages[i + 1 :]]
+                            return text, _replaced(arguments, place, "messages", new)
+                        break
+    return None
+
+
+def _replaced(arguments: dict[str, Any], place: dict[str, Any], name: str, value: object) -> dict[str, Any]:
+    if place is arguments:
+        return {**arguments, name: value}
+    return {k: ({**v, name: value} if v is place else v) for k, v in arguments.items()}
+
+
+def _text_of(content: object) -> str | None:
+    if isinstance(content, str):
+        return content if content.strip() else None
+    if isinstance(content, list):  # content parts: keep the text ones
+        texts = [p.get("text", "") for p in content if isinstance(p, Mapping) and p.get("type") == "text"]
+        joined = "\n".join(t for t in texts if isinstance(t, str))
+        return joined or None
+    return None
+
+
 def function_id(func: Callable[..., Any]) -> str:
     """The stable identity of a function: module and qualified name.
 
@@ -236,6 +297,7 @@ class KeyBuilder:
         self._self_ignored = bool(self.signature.parameters) and (
             next(iter(self.signature.parameters)) in policy.ignore
         )
+        self._scope: Callable[[], object] = policy.scope or current_tenant
 
     def info(self, instance: object, args: tuple[Any, ...], kwargs: dict[str, Any]) -> KeyInfo:
         """Return the key for a call, reusing earlier work for repeated scalar arguments.
@@ -244,7 +306,8 @@ class KeyBuilder:
         ``TypeError`` (the arguments do not fit the signature).
         """
         # The probe carries every argument's type: 1, 1.0 and True are equal as dict
-        # keys but not as arguments.
+        # keys but not as arguments; and the tenant scope, part of every key.
+        scope = self._scope()
         if kwargs:
             probe: tuple[Any, ...] = (
                 instance,
@@ -252,9 +315,11 @@ class KeyBuilder:
                 args,
                 tuple(map(type, kwargs.values())),
                 tuple(kwargs.items()),
+                scope,
+                type(scope),
             )
         else:
-            probe = (instance, tuple(map(type, args)), args)
+            probe = (instance, tuple(map(type, args)), args, scope, type(scope))
         try:
             found = self._memo.get(probe)
         except TypeError:  # an unhashable argument: nothing to reuse
@@ -275,7 +340,7 @@ class KeyBuilder:
             return False
         if not (instance is None or self._self_ignored or isinstance(instance, type)):
             return False
-        return _SCALARS.issuperset(probe[1]) and (len(probe) == 3 or _SCALARS.issuperset(probe[3]))
+        return _SCALARS.issuperset(probe[1]) and (len(probe) == 5 or _SCALARS.issuperset(probe[3]))
 
     def explain(self, instance: object, args: tuple[Any, ...], kwargs: dict[str, Any]) -> KeyExplanation:
         """Return the canonical components of a call's key."""
@@ -290,15 +355,14 @@ class KeyBuilder:
             arguments={name: _readable(v) for name, v in components.items()},
             ignored=tuple(sorted(p.ignore)),
             sampled=info.sampled,
+            scope=_readable(self._scoped()),
         )
 
     def _compute(
         self, instance: object, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> tuple[KeyInfo, dict[str, object]]:
+        arguments = self._bind(instance, args, kwargs)
         full = (instance, *args) if instance is not None else args
-        bound = self.signature.bind(*full, **kwargs)
-        bound.apply_defaults()
-        arguments = bound.arguments
         components: dict[str, object] = {}
         if self.policy.key is not None:
             try:
@@ -321,9 +385,49 @@ class KeyBuilder:
                     raise UncacheableArgumentError(
                         name + "".join(reversed(exc.segments)), exc.value
                     ) from None
-        material = _pack([KEY_SCHEMA, self.function_id, self.policy.version, components])
+        material = _pack([KEY_SCHEMA, self.function_id, self.policy.version, self._scoped(), components])
         digest = hashlib.blake2b(material, digest_size=16).hexdigest()
         return KeyInfo(self.prefix + digest, self._sampled(arguments)), components
+
+    def _bind(self, instance: object, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        full = (instance, *args) if instance is not None else args
+        bound = self.signature.bind(*full, **kwargs)
+        bound.apply_defaults()
+        return dict(bound.arguments)
+
+    def _scoped(self) -> object:
+        scope = self._scope()
+        try:
+            return _canonical(scope, 0)
+        except _Unkeyable as exc:
+            raise UncacheableArgumentError(
+                "<scope>",
+                exc.value,
+                reason=f"the tenant scope {type(scope).__name__} cannot be part of a key",
+            ) from None
+
+    def semantic(
+        self, instance: object, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> SemanticParts | None:
+        """The prompt text and exact partition of a call, or None if it has no prompt to embed.
+
+        The prompt is ``prompt_arg``, else a ``prompt``/``question``/``query``/``input`` string,
+        else the last user message of OpenAI-style ``messages``. Everything else (system
+        prompt, earlier turns, model, sampling, tools, tenant, other arguments) is the
+        partition, so a semantic match never crosses any of it.
+        """
+        arguments = self._bind(instance, args, kwargs)
+        found = _take_prompt(arguments, self.policy.prompt_arg)
+        if found is None:
+            return None
+        text, rest = found
+        components = {
+            name: _canonical(value, 0) for name, value in rest.items() if name not in self.policy.ignore
+        }
+        material = _pack(
+            [KEY_SCHEMA, "semantic", self.function_id, self.policy.version, self._scoped(), components]
+        )
+        return SemanticParts(text, self.prefix + hashlib.blake2b(material, digest_size=16).hexdigest())
 
     def _sampled(self, arguments: Mapping[str, Any]) -> bool:
         extra: Mapping[str, Any] = {}

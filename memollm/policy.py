@@ -23,7 +23,7 @@ _TIER_NAME = re.compile(r"^[a-z][a-z0-9_\-]{0,31}$")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 # Settings that hold code cannot come from a file or the environment.
-_CODE_ONLY = frozenset({"cache_if", "key", "keys"})
+_CODE_ONLY = frozenset({"cache_if", "key", "keys", "scope", "embedder", "verify"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +61,15 @@ class Policy:
         stale_ttl: Seconds entries are kept past their TTL, to be served if the call fails.
         refresh_ahead: A hit with less than this fraction of its TTL left is served and
             refreshed in the background.
+        scope: A callable giving the tenant the call is for; part of every key. Without it,
+            ``memollm.tenant(...)`` sets the scope for a block.
+        prompt_arg: The argument holding the prompt to embed for the semantic tier.
+        embedder: The semantic tier's embedder (an ``Embedder`` or a callable); default a
+            fastembed model (``MEMOLLM_EMBED_MODEL``, ``MEMOLLM_EMBED_MODEL_PATH``).
+        verify: ``verify(query, cached_prompt, similarity) -> bool``, a check a semantic
+            candidate must pass; ``None`` for the built-in guards, ``False`` for none.
+        semantic_top_k: Candidates a semantic lookup considers.
+        semantic_max_entries: Prompts kept per semantic partition (least recently used go).
     """
 
     ttl: float | timedelta | None = 3600.0
@@ -83,6 +92,12 @@ class Policy:
     lock_timeout: float = 30.0
     stale_ttl: float | None = None
     refresh_ahead: float | None = None
+    scope: Callable[[], object] | None = None
+    prompt_arg: str | None = None
+    embedder: Any = None
+    verify: Callable[[str, str, float], bool] | bool | None = None
+    semantic_top_k: int = 5
+    semantic_max_entries: int = 10_000
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ttl", _check_ttl(self.ttl))
@@ -132,6 +147,14 @@ class Policy:
             value = getattr(self, name)
             if value is not None or name == "lock_timeout":
                 _check_seconds(name, value)
+        if self.scope is not None and not callable(self.scope):
+            raise ConfigError(f"scope must be a callable returning the tenant, got {self.scope!r}")
+        if self.verify not in (None, False) and not callable(self.verify):
+            raise ConfigError(f"verify must be a callable, None or False, got {self.verify!r}")
+        for name in ("semantic_top_k", "semantic_max_entries"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive int, got {value!r}")
         ahead = self.refresh_ahead
         if ahead is not None and (
             isinstance(ahead, bool) or not isinstance(ahead, (int, float)) or not 0 < ahead < 1
@@ -256,8 +279,12 @@ _CONVERTERS: dict[str, Callable[[str], object]] = {
     "stale_ttl": float,
     "refresh_ahead": float,
     "lock_timeout": float,
+    "semantic_top_k": int,
+    "semantic_max_entries": int,
 }
-_NULLABLE = frozenset({"ttl", "semantic", "version", "stale_ttl", "refresh_ahead", "key_param", "retry"})
+_NULLABLE = frozenset(
+    {"ttl", "semantic", "version", "stale_ttl", "refresh_ahead", "key_param", "retry", "prompt_arg"}
+)
 
 
 def _convert(name: str, raw: object) -> object:

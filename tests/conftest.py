@@ -117,3 +117,31 @@ def upstream() -> Iterator[Upstream]:
     server = Upstream().start()
     yield server
     server.stop()
+
+
+# -- the offline embedding model ----------------------------------------------------
+
+MODEL_DIR = Path(__file__).resolve().parent.parent / ".models" / "all-MiniLM-L6-v2"
+
+
+@pytest.fixture(scope="session")
+def model_path() -> str:
+    """The offline all-MiniLM-L6-v2 folder made by scripts/fetch_test_model.py."""
+    pytest.importorskip("fastembed", reason="the semantic extra is not installed")
+    path = Path(os.environ.get("MEMOLLM_TEST_MODEL_PATH", MODEL_DIR))
+    if not (path / "model.onnx").is_file():
+        reason = f"no embedding model at {path}: run python scripts/fetch_test_model.py"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def embedder(model_path: str) -> object:
+    """The real fastembed model, loaded once for the session."""
+    from memollm.semantic.embedder import FastEmbedder
+
+    model = FastEmbedder(path=model_path)
+    model.load()
+    return model

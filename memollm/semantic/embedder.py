@@ -1,0 +1,177 @@
+"""Embedders: texts in, L2-normalised float32 vectors out."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "BatchingEmbedder",
+    "Embedder",
+    "EmbedderUnavailable",
+    "FastEmbedder",
+    "as_embedder",
+]
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+Vectors = npt.NDArray[np.float32]
+
+
+class EmbedderUnavailable(RuntimeError):
+    """The embedding model could not be loaded; the message says why and how to fix it."""
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into an (n, d) float32 array of L2-normalised vectors."""
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        """Embed ``texts``."""
+
+
+def _normalise(vectors: Any) -> Vectors:
+    arr = np.asarray(vectors, dtype=np.float32)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    norms = np.linalg.norm(arr, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    out: Vectors = arr / norms
+    return out
+
+
+class FastEmbedder:
+    """A fastembed model, loaded on first use (thread-safe).
+
+    The model is ``model`` or ``MEMOLLM_EMBED_MODEL`` (default all-MiniLM-L6-v2), loaded
+    from ``path`` or ``MEMOLLM_EMBED_MODEL_PATH`` when given (a folder with the ONNX file
+    and tokenizer files, for machines without internet), otherwise downloaded by fastembed
+    into ``cache_dir``.
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        path: str | os.PathLike[str] | None = None,
+        cache_dir: str | None = None,
+        threads: int | None = None,
+        batch_size: int = 64,
+    ) -> None:
+        self.model = model or os.environ.get("MEMOLLM_EMBED_MODEL") or DEFAULT_MODEL
+        raw_path = path or os.environ.get("MEMOLLM_EMBED_MODEL_PATH")
+        self.path = str(raw_path) if raw_path else None
+        self.cache_dir = cache_dir
+        self.threads = threads
+        self.batch_size = batch_size
+        self._model: Any = None
+        self._failure: EmbedderUnavailable | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        where = f", path={self.path!r}" if self.path else ""
+        return f"FastEmbedder({self.model!r}{where})"
+
+    def load(self) -> Any:
+        """Load the model now (raises EmbedderUnavailable, remembered, if it cannot be)."""
+        if self._model is not None:
+            return self._model
+        with self._lock:
+            if self._model is None:
+                if self._failure is not None:
+                    raise self._failure
+                try:
+                    from fastembed import TextEmbedding
+
+                    options: dict[str, Any] = {"cache_dir": self.cache_dir, "threads": self.threads}
+                    if self.path:
+                        options["specific_model_path"] = self.path
+                    self._model = TextEmbedding(self.model, **options)
+                except Exception as exc:  # any load failure means the same to the caller
+                    self._failure = EmbedderUnavailable(
+                        f"cannot load embedding model {self.model!r}"
+                        + (f" from {self.path!r}" if self.path else "")
+                        + f": {type(exc).__name__}: {exc}. Without internet access, download the model "
+                        f"elsewhere and set MEMOLLM_EMBED_MODEL_PATH to its folder; install the extra with "
+                        f"pip install 'memollm[semantic]'"
+                    )
+                    raise self._failure from exc
+        return self._model
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        """Embed ``texts`` in batches."""
+        model = self.load()
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        return _normalise(np.stack(list(model.embed(list(texts), batch_size=self.batch_size))))
+
+
+class _CallableEmbedder:
+    """A plain function ``texts -> vectors`` used as an embedder (its output is normalised)."""
+
+    def __init__(self, fn: Callable[[Sequence[str]], Any]) -> None:
+        self.fn = fn
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        return _normalise(self.fn(list(texts)))
+
+
+def as_embedder(obj: Embedder | Callable[[Sequence[str]], Any]) -> Embedder:
+    """An embedder from an Embedder or a plain callable."""
+    if isinstance(obj, Embedder):
+        return obj
+    if callable(obj):
+        return _CallableEmbedder(obj)
+    raise TypeError(f"an embedder must have embed(texts) or be callable, got {obj!r}")
+
+
+class BatchingEmbedder:
+    """Concurrent single-text requests share embedding batches.
+
+    The first caller to arrive while no batch is being embedded takes every request
+    queued meanwhile (up to ``max_batch``) and embeds them in one model call; others
+    wait for their vector. Throughput under load is then that of batched embedding.
+    """
+
+    def __init__(self, inner: Embedder, *, max_batch: int = 32) -> None:
+        self.inner = inner
+        self.max_batch = max_batch
+        self._lock = threading.Lock()
+        self._queue: list[tuple[str, Future[Vectors]]] = []
+        self._busy = False
+        self.batches = 0  # model calls made, for tests and stats
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        """Embed ``texts`` directly (already a batch)."""
+        self.batches += 1
+        return self.inner.embed(texts)
+
+    def embed_one(self, text: str) -> npt.NDArray[np.float32]:
+        """One text's vector, batched with whatever other threads ask for at the same time."""
+        future: Future[Vectors] = Future()
+        with self._lock:
+            self._queue.append((text, future))
+            lead = not self._busy
+            if lead:
+                self._busy = True
+        while lead:
+            with self._lock:
+                batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+                if not batch:
+                    self._busy = False
+                    break
+            try:
+                vectors = self.embed([t for t, _ in batch])
+            except BaseException as exc:  # noqa: BLE001 - every waiter must learn of it
+                for _, f in batch:
+                    f.set_exception(exc)
+            else:
+                for row, (_, f) in zip(vectors, batch, strict=True):
+                    f.set_result(row)
+        return future.result()

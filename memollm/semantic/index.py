@@ -1,0 +1,143 @@
+"""Vectors of cached prompts, searched by cosine similarity within one partition at a time.
+
+A partition is everything about a call except its prompt text (function, model, system
+prompt, earlier turns, sampling parameters, tools, tenant, ...): a lookup only ever
+searches its own partition, so an answer is never reused across any of those.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["Candidate", "SemanticIndex"]
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A stored prompt similar to the one looked up."""
+
+    key: str
+    text: str
+    similarity: float
+
+
+class _Partition:
+    """Exact search over a normalised float32 matrix, grown by doubling."""
+
+    def __init__(self, dim: int) -> None:
+        self.matrix = np.zeros((16, dim), dtype=np.float32)
+        self.rows: OrderedDict[str, int] = OrderedDict()  # key -> row, least recently used first
+        self.keys: list[str | None] = []
+        self.texts: list[str] = []
+        self.expires: list[float] = []
+        self.free: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def add(self, key: str, vector: npt.NDArray[np.float32], text: str, expires: float) -> None:
+        row = self.rows.get(key)
+        if row is None:
+            if self.free:
+                row = self.free.pop()
+            else:
+                row = len(self.keys)
+                if row >= len(self.matrix):
+                    grown = np.zeros((len(self.matrix) * 2, self.matrix.shape[1]), dtype=np.float32)
+                    grown[: len(self.matrix)] = self.matrix
+                    self.matrix = grown
+                self.keys.append(None)
+                self.texts.append("")
+                self.expires.append(0.0)
+        self.matrix[row] = vector
+        self.keys[row], self.texts[row], self.expires[row] = key, text, expires
+        self.rows[key] = row
+        self.rows.move_to_end(key)
+
+    def remove(self, key: str) -> None:
+        row = self.rows.pop(key, None)
+        if row is not None:
+            self.matrix[row] = 0.0  # a zero vector never passes a positive threshold
+            self.keys[row] = None
+            self.free.append(row)
+
+    def search(
+        self, vector: npt.NDArray[np.float32], k: int, threshold: float, now: float
+    ) -> list[Candidate]:
+        used = len(self.keys)
+        if not used:
+            return []
+        scores = self.matrix[:used] @ vector
+        order = np.argsort(-scores)[: max(k * 2, k + len(self.free))]
+        found = []
+        for row in order:
+            score = float(scores[row])
+            if score < threshold:
+                break
+            key = self.keys[row]
+            if key is None:
+                continue
+            if self.expires[row] <= now:
+                self.remove(key)
+                continue
+            self.rows.move_to_end(key)
+            found.append(Candidate(key, self.texts[row], score))
+            if len(found) >= k:
+                break
+        return found
+
+
+class SemanticIndex:
+    """Partitions of prompt vectors, bounded per partition (least recently used go first)."""
+
+    def __init__(self, *, max_entries: int = 10_000, clock: Callable[[], float] = time.time) -> None:
+        self.max_entries = max_entries
+        self._clock = clock
+        self._parts: dict[str, _Partition] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return sum(len(p) for p in self._parts.values())
+
+    def add(
+        self, partition: str, key: str, vector: npt.NDArray[np.float32], text: str, expires: float | None
+    ) -> None:
+        """Index ``key``'s prompt vector in ``partition`` until ``expires`` (None: no expiry)."""
+        with self._lock:
+            part = self._parts.get(partition)
+            if part is None:
+                part = self._parts[partition] = _Partition(len(vector))
+            part.add(key, vector, text, float("inf") if expires is None else expires)
+            while len(part) > self.max_entries:
+                part.remove(next(iter(part.rows)))
+
+    def remove(self, partition: str, key: str) -> None:
+        """Forget a vector (its entry expired, was evicted or invalidated)."""
+        with self._lock:
+            part = self._parts.get(partition)
+            if part is not None:
+                part.remove(key)
+
+    def search(
+        self, partition: str, vector: npt.NDArray[np.float32], *, k: int = 5, threshold: float = 0.9
+    ) -> list[Candidate]:
+        """The ``k`` most similar live prompts in ``partition`` at or above ``threshold``."""
+        with self._lock:
+            part = self._parts.get(partition)
+            if part is None:
+                return []
+            return part.search(vector, k, threshold, self._clock())
+
+    def clear(self, prefix: str = "") -> None:
+        """Forget every partition whose id starts with ``prefix``."""
+        with self._lock:
+            for name in [n for n in self._parts if n.startswith(prefix)]:
+                del self._parts[name]

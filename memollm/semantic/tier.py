@@ -1,0 +1,90 @@
+"""The semantic tier of one cached function: embed the prompt, search its partition, verify."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .._log import warn_once
+from .embedder import BatchingEmbedder, EmbedderUnavailable, FastEmbedder, as_embedder
+from .index import Candidate, SemanticIndex
+from .verify import default_verifier
+
+__all__ = ["SHADOW_THRESHOLD", "Pending", "SemanticTier", "default_embedder"]
+
+SHADOW_THRESHOLD = 0.90  # the threshold shadow mode measures would-be hits at
+
+_default: BatchingEmbedder | None = None
+_default_lock = threading.Lock()
+
+
+def default_embedder() -> BatchingEmbedder:
+    """The process-wide default embedder (fastembed, configured by MEMOLLM_EMBED_MODEL[_PATH])."""
+    global _default  # noqa: PLW0603 - one model per process, loaded on first use
+    with _default_lock:
+        if _default is None:
+            _default = BatchingEmbedder(FastEmbedder())
+        return _default
+
+
+@dataclass(slots=True)
+class Pending:
+    """What a semantic lookup leaves for after the call: index the new entry, compare in shadow mode."""
+
+    partition: str
+    text: str
+    vector: npt.NDArray[np.float32]
+    shadow: Candidate | None = None
+    shadow_value: Any = None
+
+
+class SemanticTier:
+    """An index of this function's prompts, an embedder and a verifier."""
+
+    def __init__(
+        self,
+        *,
+        embedder: Any,
+        verify: Callable[[str, str, float], bool] | bool | None,
+        top_k: int,
+        max_entries: int,
+        clock: Callable[[], float],
+    ) -> None:
+        if embedder is None:
+            self.embedder = default_embedder()
+        else:
+            inner = as_embedder(embedder)
+            self.embedder = inner if isinstance(inner, BatchingEmbedder) else BatchingEmbedder(inner)
+        if verify is None or verify is True:
+            self.verify: Callable[[str, str, float], bool] | None = default_verifier
+        else:
+            self.verify = verify or None
+        self.top_k = top_k
+        self.index = SemanticIndex(max_entries=max_entries, clock=clock)
+
+    def vector(self, name: str, text: str) -> npt.NDArray[np.float32] | None:
+        """The prompt's embedding, or None (with one warning) when the model cannot be used."""
+        try:
+            return self.embedder.embed_one(text)
+        except EmbedderUnavailable as exc:
+            warn_once(
+                ("embedder", str(exc)), "%s: semantic caching is off, exact caching goes on: %s", name, exc
+            )
+        except Exception as exc:  # noqa: BLE001 - an embedding failure must not fail the call
+            warn_once(
+                ("embed", name, type(exc)), "%s: embedding failed, semantic lookup skipped: %r", name, exc
+            )
+        return None
+
+    def candidates(
+        self, partition: str, vector: npt.NDArray[np.float32], text: str, threshold: float
+    ) -> list[Candidate]:
+        """Stored prompts of the partition similar enough to ``text`` that pass verification."""
+        found = self.index.search(partition, vector, k=self.top_k, threshold=threshold)
+        verify = self.verify
+        return [c for c in found if verify is None or verify(text, c.text, c.similarity)]

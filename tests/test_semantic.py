@@ -1,0 +1,257 @@
+"""The semantic tier with the real (offline) fastembed model: hits, partitions, guards, shadow mode."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import numpy as np
+import pytest
+
+import memollm
+from memollm import LLMCache, cached_llm
+from memollm.backends import MemoryBackend
+from memollm.semantic.embedder import BatchingEmbedder, FastEmbedder
+from memollm.semantic.index import SemanticIndex
+from memollm.semantic.verify import explain
+from memollm.testing import FakeClock, FakeLLM
+
+PARAPHRASES = [
+    ("How do I create a list in Python?", "What's the way to make a Python list?"),
+    ("How do I reverse a string in Python?", "How can I reverse a string in Python?"),
+    ("What is the capital of France?", "Which city is the capital of France?"),
+]
+ADVERSARIAL = [
+    ("How do I enable 2FA on my account?", "How do I disable 2FA on my account?"),
+    ("What is 1+1?", "What is 21+1?"),
+    ("Find flights from Boston to Denver", "Find flights from Denver to Boston"),
+    ("Is it safe to take ibuprofen while pregnant?", "Is it not safe to take ibuprofen while pregnant?"),
+]
+
+
+@pytest.fixture
+def llm() -> FakeLLM:
+    return FakeLLM()
+
+
+def semantic_fn(llm: FakeLLM, embedder: Any, **settings: Any) -> Any:
+    @cached_llm(semantic=0.85, embedder=embedder, **settings)
+    def ask(question: str, model: str = "m", system: str = "You are helpful.") -> str:
+        return llm(f"{system}|{question}", model)
+
+    return ask
+
+
+class TestHits:
+    @pytest.mark.parametrize(("first", "second"), PARAPHRASES, ids=["list", "reverse", "capital"])
+    def test_paraphrase_is_served(self, llm: FakeLLM, embedder: Any, first: str, second: str) -> None:
+        """A re-phrased question is answered from the original's entry, and the caller can tell."""
+        ask = semantic_fn(llm, embedder)
+        answer = ask(first)
+        with memollm.lookup() as seen:
+            assert ask(second) == answer
+        assert llm.calls == 1
+        assert seen.outcome == "semantic-hit"
+        assert seen.similarity is not None and seen.similarity >= 0.85
+        assert ask.cache.stats().hits == {"semantic": 1}
+
+    @pytest.mark.parametrize(("first", "second"), ADVERSARIAL, ids=["2fa", "numbers", "route", "negation"])
+    def test_adversarial_lookalikes_are_rejected(
+        self, llm: FakeLLM, embedder: Any, first: str, second: str
+    ) -> None:
+        """Near-identical questions with opposite meanings never share an answer."""
+        ask = semantic_fn(llm, embedder, verify=None)
+        ask(first)
+        ask(second)
+        assert llm.calls == 2
+        assert "semantic" not in ask.cache.stats().hits
+
+    def test_without_guards_the_lookalikes_would_hit(self, llm: FakeLLM, embedder: Any) -> None:
+        """The guards are what stops them: raw cosine alone serves the wrong answer."""
+        ask = semantic_fn(llm, embedder, verify=False)
+        ask(ADVERSARIAL[0][0])
+        ask(ADVERSARIAL[0][1])
+        assert llm.calls == 1
+
+    @pytest.mark.parametrize(
+        "change",
+        [{"model": "other"}, {"system": "You are a pirate."}],
+        ids=["model", "system-prompt"],
+    )
+    def test_another_partition_never_hits(self, llm: FakeLLM, embedder: Any, change: dict[str, str]) -> None:
+        """A different model or system prompt is another partition: even the same question misses."""
+        ask = semantic_fn(llm, embedder)
+        ask(PARAPHRASES[0][0])
+        ask(PARAPHRASES[0][1], **change)
+        assert llm.calls == 2
+        assert "semantic" not in ask.cache.stats().hits
+        ask(PARAPHRASES[0][1])  # back in the first partition, the paraphrase does hit
+        assert ask.cache.stats().hits == {"semantic": 1}
+
+    def test_tenants_never_share(self, llm: FakeLLM, embedder: Any) -> None:
+        """One tenant's answers are never served to another, exactly or semantically."""
+        ask = semantic_fn(llm, embedder)
+        with memollm.tenant("acme"):
+            ask(PARAPHRASES[0][0])
+        with memollm.tenant("globex"):
+            ask(PARAPHRASES[0][0])
+            ask(PARAPHRASES[0][1])
+        assert llm.calls == 2
+        with memollm.tenant("acme"):
+            ask(PARAPHRASES[0][1])
+        assert llm.calls == 2
+
+    def test_tools_in_messages_partition(self, llm: FakeLLM, embedder: Any) -> None:
+        """OpenAI-style calls: the last user message is embedded; tools and earlier turns partition."""
+
+        @cached_llm(semantic=0.85, embedder=embedder)
+        def chat(**request: Any) -> str:
+            return llm(str(request))
+
+        base = {"model": "m", "temperature": 0}
+        chat(messages=[{"role": "user", "content": PARAPHRASES[1][0]}], **base)
+        chat(messages=[{"role": "user", "content": PARAPHRASES[1][1]}], **base)
+        assert llm.calls == 1
+        chat(messages=[{"role": "user", "content": PARAPHRASES[1][1]}], tools=[{"name": "x"}], **base)
+        earlier = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+        chat(messages=[*earlier, {"role": "user", "content": PARAPHRASES[1][1]}], **base)
+        assert llm.calls == 3
+
+
+class TestIndexKeeping:
+    def test_expired_entries_are_not_served(self, llm: FakeLLM, embedder: Any, clock: FakeClock) -> None:
+        """An entry past its TTL is neither an exact nor a semantic hit, and its vector goes."""
+        memollm.register_tier("memory", MemoryBackend(clock=clock))
+
+        def ask(question: str) -> str:
+            return llm(question)
+
+        cache = LLMCache(ask, settings={"semantic": 0.85, "embedder": embedder, "ttl": 10}, clock=clock)
+        fn = cache.wrap(ask)
+        fn(PARAPHRASES[0][0])
+        clock.advance(11)
+        fn(PARAPHRASES[0][1])
+        assert llm.calls == 2
+        assert len(cache._semantic.index) == 1  # the expired prompt's vector was dropped
+
+    def test_evicted_entries_leave_no_dangling_vector(self, llm: FakeLLM, embedder: Any) -> None:
+        """When the exact entry is gone (evicted, invalidated), its vector is removed, not served."""
+        ask = semantic_fn(llm, embedder)
+        ask(PARAPHRASES[0][0])
+        memollm.config.get_tier("memory").clear()
+        ask(PARAPHRASES[0][1])
+        assert llm.calls == 2
+        ask.cache.invalidate(PARAPHRASES[0][1])
+        ask(PARAPHRASES[0][0])
+        assert llm.calls == 3
+
+    def test_partition_size_is_bounded(self) -> None:
+        """A partition keeps at most max_entries vectors, dropping the least recently used."""
+        index = SemanticIndex(max_entries=3)
+        for i in range(5):
+            v = np.zeros(4, dtype=np.float32)
+            v[i % 4] = 1.0
+            index.add("p", f"k{i}", v, f"t{i}", None)
+        assert len(index) == 3
+        probe = np.array([1, 0, 0, 0], dtype=np.float32)
+        assert [c.key for c in index.search("p", probe, threshold=0.5)] == ["k4"]
+
+
+class TestShadow:
+    def test_shadow_measures_but_never_serves(
+        self, llm: FakeLLM, embedder: Any, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """Shadow mode counts would-be hits and whether the answers agree; the model is always called."""
+        caplog.set_level(logging.INFO, logger="memollm")
+
+        @cached_llm(semantic="shadow", embedder=embedder)
+        def ask(question: str) -> str:
+            return "same answer" if "list" in question.lower() else llm(question)
+
+        ask(PARAPHRASES[0][0])
+        with memollm.lookup() as seen:
+            ask(PARAPHRASES[0][1])
+        assert seen.outcome == "miss"
+        ask(PARAPHRASES[1][0])
+        ask(PARAPHRASES[1][1])
+        stats = ask.cache.stats()
+        assert (stats.shadow_hits, stats.shadow_mismatches) == (2, 1)
+        assert "agree" in caplog.text and "differ" in caplog.text
+        assert "semantic" not in stats.hits
+
+
+class TestEmbedder:
+    def test_model_load_failure_degrades_to_exact_caching(
+        self, llm: FakeLLM, tmp_path: Any, warnings_log: pytest.LogCaptureFixture
+    ) -> None:
+        """A model that cannot load turns semantic lookups off with one warning saying how to fix it."""
+        broken = FastEmbedder(path=str(tmp_path / "no-model-here"))
+
+        @cached_llm(semantic=0.9, embedder=broken)
+        def ask(question: str) -> str:
+            return llm(question)
+
+        for q in (PARAPHRASES[0][0], PARAPHRASES[0][0], PARAPHRASES[0][1], PARAPHRASES[1][0]):
+            ask(q)
+        assert llm.calls == 3  # the exact repeat still hit
+        assert ask.cache.stats().hits == {"memory": 1}
+        assert len(warnings_log.records) == 1
+        assert "MEMOLLM_EMBED_MODEL_PATH" in warnings_log.text
+
+    def test_model_from_the_environment(self, model_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        """MEMOLLM_EMBED_MODEL_PATH points the default embedder at a local folder."""
+        monkeypatch.setenv("MEMOLLM_EMBED_MODEL_PATH", model_path)
+        vectors = FastEmbedder().embed(["hello world", "goodbye"])
+        assert vectors.shape == (2, 384)
+        assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+    def test_plain_callable_embedder(self, llm: FakeLLM) -> None:
+        """A plain function can be the embedder (its vectors are normalised)."""
+
+        def letters(texts: list[str]) -> list[list[float]]:
+            return [[t.count(c) for c in "abcdefghijklmnopqrstuvwxyz"] for t in texts]
+
+        @cached_llm(semantic=0.99, embedder=letters, verify=False)
+        def ask(question: str) -> str:
+            return llm(question)
+
+        ask("listen")
+        ask("silent")  # same letters: cosine 1
+        assert llm.calls == 1
+
+    def test_concurrent_requests_share_batches(self, embedder: Any) -> None:
+        """Threads embedding at the same time share model calls."""
+        batching = BatchingEmbedder(embedder)
+        start = threading.Barrier(16)
+        out: dict[int, Any] = {}
+
+        def work(i: int) -> None:
+            start.wait()
+            out[i] = batching.embed_one(f"question number {i}")
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(out) == 16
+        assert batching.batches < 16
+        expected = embedder.embed(["question number 3"])[0]
+        assert np.allclose(out[3], expected, atol=1e-5)
+
+
+class TestVerifier:
+    @pytest.mark.parametrize(("a", "b"), ADVERSARIAL, ids=["2fa", "numbers", "route", "negation"])
+    def test_vetoes(self, a: str, b: str) -> None:
+        """Each adversarial pair is vetoed, with a reason."""
+        assert explain(a, b) is not None
+
+    @pytest.mark.parametrize(("a", "b"), PARAPHRASES, ids=["list", "reverse", "capital"])
+    def test_paraphrases_pass(self, a: str, b: str) -> None:
+        """Plain paraphrases pass the guards."""
+        assert explain(a, b) is None
+
+    def test_cjk_is_left_to_a_suitable_model(self) -> None:
+        """Mostly-CJK prompts are vetoed under the default English model."""
+        assert "CJK" in (explain("如何创建列表？", "怎样建立列表？") or "")
