@@ -13,7 +13,7 @@ import numpy.typing as npt
 from .._log import warn_once
 from .embedder import BatchingEmbedder, EmbedderUnavailable, FastEmbedder, as_embedder
 from .index import Candidate, SemanticIndex
-from .verify import default_verifier
+from .learned import learned_verifier
 
 __all__ = ["SHADOW_THRESHOLD", "Pending", "SemanticTier", "default_embedder"]
 
@@ -61,7 +61,7 @@ class SemanticTier:
             inner = as_embedder(embedder)
             self.embedder = inner if isinstance(inner, BatchingEmbedder) else BatchingEmbedder(inner)
         if verify is None or verify is True:
-            self.verify: Callable[[str, str, float], bool] | None = default_verifier
+            self.verify: Callable[[str, str, float], bool] | None = learned_verifier
         else:
             self.verify = verify or None
         self.top_k = top_k

@@ -1,0 +1,58 @@
+"""The learned verifier: a small gradient-boosted tree model over ``features``, scored in pure Python.
+
+The model ships as JSON (``verifier.json``, fitted by ``scripts/train_verifier.py`` on
+pairs whose licence allows it); scoring needs no training library.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from .features import FEATURES, features
+from .verify import explain
+
+__all__ = ["LearnedModel", "learned_verifier"]
+
+_MODEL = Path(__file__).with_name("verifier.json")
+
+
+class LearnedModel:
+    """Trees exported as arrays: feature, threshold, children, leaf value."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        if list(spec["features"]) != list(FEATURES):
+            raise ValueError("the verifier model was fitted on other features than this version computes")
+        self.init = float(spec["init"])
+        self.rate = float(spec["rate"])
+        self.threshold = float(spec["threshold"])
+        self.gate = float(spec.get("gate", 0.0))
+        self.trees = [(t["f"], t["t"], t["l"], t["r"], t["v"]) for t in spec["trees"]]
+
+    def score(self, row: list[float]) -> float:
+        """The model's probability that serving is correct."""
+        raw = self.init
+        for feat, thresh, left, right, value in self.trees:
+            node = 0
+            while left[node] != -1:
+                node = left[node] if row[feat[node]] <= thresh[node] else right[node]
+            raw += self.rate * value[node]
+        return 1.0 / (1.0 + math.exp(-raw))
+
+
+@cache
+def _shipped() -> LearnedModel:
+    return LearnedModel(json.loads(_MODEL.read_text(encoding="utf-8")))
+
+
+def learned_verifier(query: str, cached: str, similarity: float) -> bool:
+    """Hard vetoes first, then the learned model's score against its threshold."""
+    if explain(query, cached) is not None:
+        return False
+    model = _shipped()
+    if similarity < model.gate:
+        return False
+    return model.score(features(query, cached, similarity)) >= model.threshold
