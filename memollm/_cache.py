@@ -79,6 +79,7 @@ class _Plan:
     stale: float | None  # seconds an expired entry may still be served if the call fails
     refresh_window: float  # a hit with less time left than this is refreshed (0: never)
     semantic: Any  # the SemanticTier, or None
+    vector_log: Any  # the guarded tier whose backend shares prompt vectors between processes
     threshold: float  # cosine threshold of semantic hits
     shadow: bool  # semantic lookups only measured, never served
 
@@ -461,7 +462,23 @@ class LLMCache:
         if parts is None:
             return None
         vector = plan.semantic.vector(self.name, parts.text)
-        return None if vector is None else (parts, vector)
+        if vector is None:
+            return None
+        self._semantic_sync(plan, parts.partition)
+        return parts, vector
+
+    def _semantic_sync(self, plan: _Plan, partition: str) -> None:
+        """Pull the vectors other processes (or an earlier run) logged for this partition."""
+        log, sem = plan.vector_log, plan.semantic
+        if log is None or not sem.sync_due(partition):
+            return
+        cursor = sem.cursor(partition)
+        try:
+            rows, cursor = log.call(lambda: log.backend.vlog_since(partition, cursor))
+        except Exception as exc:  # noqa: BLE001 - a failing tier is skipped
+            self._tier_failed(plan, log.name, exc)
+            return
+        sem.absorb(partition, rows, cursor)
 
     def _semantic_lookup(self, plan: _Plan, prepared: tuple[Any, Any] | None) -> tuple[Any, Any]:
         """Serve a verified similar entry: (value or _MISS, what to index after the call)."""
@@ -492,6 +509,15 @@ class LLMCache:
             ttl = plan.ttl
             expires = None if ttl is None else self._clock() + ttl
             plan.semantic.index.add(pending.partition, key, pending.vector, pending.text, expires)
+            log = plan.vector_log
+            if log is not None:
+                blob = plan.semantic.pack(pending.vector)
+                try:
+                    log.call(
+                        lambda: log.backend.vlog_append(pending.partition, key, pending.text, blob, expires)
+                    )
+                except Exception as exc:  # noqa: BLE001 - a failing tier is skipped
+                    self._tier_failed(plan, log.name, exc)
         if pending.shadow is not None:
             same = pending.shadow_value == result
             if not same:
@@ -736,6 +762,12 @@ class LLMCache:
             stale=policy.stale_ttl,
             refresh_window=(ttl or 0.0) * (policy.refresh_ahead or 0.0),
             semantic=semantic,
+            vector_log=next(
+                (t for t in tiers if callable(getattr(getattr(t, "backend", None), "vlog_append", None))),
+                None,
+            )
+            if semantic is not None
+            else None,
             threshold=policy.semantic if isinstance(policy.semantic, float) else _shadow_threshold(),
             shadow=policy.semantic == "shadow",
         )

@@ -255,3 +255,65 @@ class TestVerifier:
     def test_cjk_is_left_to_a_suitable_model(self) -> None:
         """Mostly-CJK prompts are vetoed under the default English model."""
         assert "CJK" in (explain("如何创建列表？", "怎样建立列表？") or "")
+
+
+SEMANTIC_SCRIPT = """
+import json, sys
+from memollm import cached_llm
+from memollm.testing import FakeLLM
+
+llm = FakeLLM()
+
+@cached_llm(tiers=["memory", sys.argv[1]], semantic=0.85)
+def ask(question: str) -> str:
+    return llm(question)
+
+answer = ask(sys.argv[2])
+print(json.dumps({"calls": llm.calls, "hits": dict(ask.cache.stats().hits), "answer": answer}))
+"""
+
+
+def run_semantic(tmp_path: Any, tier: str, question: str, env: dict[str, str]) -> dict[str, Any]:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "semantic_app.py"
+    script.write_text(SEMANTIC_SCRIPT)
+    out = subprocess.run(
+        [sys.executable, str(script), tier, question],
+        capture_output=True, text=True, check=True, cwd=tmp_path, env={**os.environ, **env},
+    )  # fmt: skip
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+class TestSharedIndex:
+    def test_restart_reloads_from_sqlite(self, tmp_path: Any, model_path: str) -> None:
+        """After a restart, a paraphrase of a question asked before is a semantic hit from SQLite."""
+        env = {"MEMOLLM_SQLITE_PATH": str(tmp_path / "c.db"), "MEMOLLM_EMBED_MODEL_PATH": model_path}
+        first = run_semantic(tmp_path, "sqlite", PARAPHRASES[0][0], env)
+        second = run_semantic(tmp_path, "sqlite", PARAPHRASES[0][1], env)
+        assert (first["calls"], second["calls"]) == (1, 0)
+        assert second["hits"] == {"semantic": 1}
+        assert second["answer"] == first["answer"]
+
+    def test_two_processes_share_through_redis(self, tmp_path: Any, model_path: str, redis_url: str) -> None:
+        """A second process answers a paraphrase from the first process's entry, through Redis."""
+        env = {"MEMOLLM_REDIS_URL": redis_url, "MEMOLLM_EMBED_MODEL_PATH": model_path}
+        first = run_semantic(tmp_path, "redis", PARAPHRASES[1][0], env)
+        second = run_semantic(tmp_path, "redis", PARAPHRASES[1][1], env)
+        assert (first["calls"], second["calls"]) == (1, 0)
+        assert second["hits"] == {"semantic": 1}
+
+    def test_clearing_a_function_clears_its_shared_vectors(self, tmp_path: Any, model_path: str) -> None:
+        """fn.cache.clear() removes the function's logged vectors, so a restart does not bring them back."""
+        from memollm.backends.sqlite import SQLiteBackend
+
+        db = tmp_path / "c.db"
+        env = {"MEMOLLM_SQLITE_PATH": str(db), "MEMOLLM_EMBED_MODEL_PATH": model_path}
+        run_semantic(tmp_path, "sqlite", PARAPHRASES[2][0], env)
+        backend = SQLiteBackend(db)
+        assert backend._connect().execute("SELECT count(*) FROM vectors").fetchone()[0] == 1
+        assert backend.clear() == 1
+        assert backend._connect().execute("SELECT count(*) FROM vectors").fetchone()[0] == 0

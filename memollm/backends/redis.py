@@ -54,6 +54,7 @@ class RedisBackend:
         self.url = url
         self.cluster = cluster
         self.prefix = prefix
+        self.vlog_max = 10_000
         self._options: dict[str, Any] = {
             "socket_connect_timeout": connect_timeout,
             "socket_timeout": timeout,
@@ -155,6 +156,34 @@ class RedisBackend:
 
     def _lock_key(self, key: str) -> str:
         return f"{self.prefix}:lock:{key}"
+
+    # -- the semantic tier's vector log: a stream per partition -------------------------
+
+    def vlog_append(self, partition: str, key: str, text: str, vector: bytes, expires: float | None) -> None:
+        """XADD a prompt vector to ``partition``'s stream (trimmed to about ``vlog_max`` entries)."""
+        fields = {"k": key, "t": text, "v": vector, "e": "" if expires is None else repr(expires)}
+        self.client.xadd(self._vlog_key(partition), fields, maxlen=self.vlog_max, approximate=True)
+
+    def vlog_since(
+        self, partition: str, cursor: object
+    ) -> tuple[list[tuple[str, str, bytes, float | None]], object]:
+        """Entries of ``partition``'s stream after ``cursor`` (XRANGE from an exclusive id)."""
+        start = f"({cursor.decode() if isinstance(cursor, bytes) else cursor}" if cursor else "-"
+        found = self.client.xrange(self._vlog_key(partition), min=start, max="+", count=20000)
+        if not found:
+            return [], cursor
+        rows = []
+        for _, fields in found:
+            expires = fields.get(b"e", b"")
+            rows.append((
+                fields[b"k"].decode(), fields[b"t"].decode(), fields[b"v"],
+                float(expires) if expires else None,
+            ))  # fmt: skip
+        return rows, found[-1][0]
+
+    def _vlog_key(self, partition: str) -> str:
+        # Under the partition's own prefix, so clearing a function's entries clears its vectors.
+        return f"{self.prefix}:{partition}:vectors"
 
     def ping(self) -> bool:
         """Whether the server answers."""

@@ -36,6 +36,15 @@ CREATE TRIGGER IF NOT EXISTS entries_del AFTER DELETE ON entries BEGIN
     UPDATE totals SET bytes = bytes - OLD.size, rows = rows - 1 WHERE id = 0; END;
 CREATE TRIGGER IF NOT EXISTS entries_upd AFTER UPDATE OF size ON entries BEGIN
     UPDATE totals SET bytes = bytes - OLD.size + NEW.size WHERE id = 0; END;
+CREATE TABLE IF NOT EXISTS vectors (
+    seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+    partition TEXT NOT NULL,
+    key       TEXT NOT NULL,
+    text      TEXT NOT NULL,
+    vector    BLOB NOT NULL,
+    expires   REAL
+);
+CREATE INDEX IF NOT EXISTS vectors_partition ON vectors(partition, seq);
 """
 # Reads refresh an entry's LRU time at most this often, so hits rarely write.
 _TOUCH_AFTER = 30.0
@@ -152,10 +161,39 @@ class SQLiteBackend:
         """Remove every entry whose key starts with ``prefix``."""
         db = self._connect()
         if not prefix:
+            db.execute("DELETE FROM vectors")
             return db.execute("DELETE FROM entries").rowcount
         # A key range instead of LIKE: uses the primary key and needs no escaping.
-        cur = db.execute("DELETE FROM entries WHERE key >= ? AND key < ?", (prefix, prefix + "\U0010ffff"))
-        return cur.rowcount
+        upper = prefix + "\U0010ffff"
+        db.execute("DELETE FROM vectors WHERE partition >= ? AND partition < ?", (prefix, upper))
+        return db.execute("DELETE FROM entries WHERE key >= ? AND key < ?", (prefix, upper)).rowcount
+
+    # -- the semantic tier's vector log: appended by writers, read incrementally by every process
+
+    def vlog_append(self, partition: str, key: str, text: str, vector: bytes, expires: float | None) -> None:
+        """Record a prompt vector of ``partition`` for every process to pick up."""
+        self._connect().execute(
+            "INSERT INTO vectors (partition, key, text, vector, expires) VALUES (?, ?, ?, ?, ?)",
+            (partition, key, text, vector, expires),
+        )
+
+    def vlog_since(
+        self, partition: str, cursor: object
+    ) -> tuple[list[tuple[str, str, bytes, float | None]], object]:
+        """Vectors of ``partition`` logged after ``cursor`` (None: from the start), and the new cursor."""
+        after = cursor if isinstance(cursor, int) else 0
+        rows = (
+            self._connect()
+            .execute(
+                "SELECT seq, key, text, vector, expires FROM vectors WHERE partition = ? AND seq > ? "
+                "AND (expires IS NULL OR expires > ?) ORDER BY seq LIMIT 20000",
+                (partition, after, self._clock()),
+            )
+            .fetchall()
+        )
+        if not rows:
+            return [], cursor
+        return [(k, t, bytes(v), e) for _, k, t, v, e in rows], rows[-1][0]
 
     def purge(self) -> int:
         """Drop expired entries now; return how many."""
@@ -167,6 +205,7 @@ class SQLiteBackend:
         return int(rows), int(size)
 
     def _purge(self, db: sqlite3.Connection, now: float) -> int:
+        db.execute("DELETE FROM vectors WHERE expires IS NOT NULL AND expires <= ?", (now,))
         return db.execute("DELETE FROM entries WHERE expires IS NOT NULL AND expires <= ?", (now,)).rowcount
 
     def _evict(self, db: sqlite3.Connection, total: int) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +68,37 @@ class SemanticTier:
             self.verify = verify or None
         self.top_k = top_k
         self.index = SemanticIndex(max_entries=max_entries, clock=clock)
+        self.sync_every = 0.5  # seconds between pulls of a partition's shared vector log
+        self._cursors: dict[str, object] = {}
+        self._synced: dict[str, float] = {}
+
+    def sync_due(self, partition: str) -> bool:
+        """Whether to pull ``partition``'s shared log now (at most every ``sync_every`` seconds)."""
+        now = time.monotonic()
+        if now - self._synced.get(partition, -math.inf) < self.sync_every:
+            return False
+        self._synced[partition] = now
+        return True
+
+    def cursor(self, partition: str) -> object:
+        """How far this process has read ``partition``'s shared log."""
+        return self._cursors.get(partition)
+
+    def absorb(
+        self, partition: str, rows: list[tuple[str, str, bytes, float | None]], cursor: object
+    ) -> None:
+        """Add vectors other processes (or an earlier run) logged."""
+        for key, text, blob, expires in rows:
+            vector = np.frombuffer(blob, dtype=np.float16).astype(np.float32)
+            norm = float(np.linalg.norm(vector))
+            if norm:
+                self.index.add(partition, key, vector / norm, text, expires)
+        self._cursors[partition] = cursor
+
+    @staticmethod
+    def pack(vector: npt.NDArray[np.float32]) -> bytes:
+        """A vector as the shared log stores it (float16)."""
+        return vector.astype(np.float16).tobytes()
 
     def vector(self, name: str, text: str) -> npt.NDArray[np.float32] | None:
         """The prompt's embedding, or None (with one warning) when the model cannot be used."""
