@@ -317,3 +317,29 @@ class TestSharedIndex:
         assert backend._connect().execute("SELECT count(*) FROM vectors").fetchone()[0] == 1
         assert backend.clear() == 1
         assert backend._connect().execute("SELECT count(*) FROM vectors").fetchone()[0] == 0
+
+
+def test_approximate_index_finds_what_exact_search_finds() -> None:
+    """Past its threshold a partition searches an HNSW index, with the same answers as exact search."""
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(400, 64)).astype(np.float32)
+    base /= np.linalg.norm(base, axis=1, keepdims=True)
+    exact = SemanticIndex(max_entries=10_000, ann_threshold=10**9)
+    approximate = SemanticIndex(max_entries=10_000, ann_threshold=100)
+    keys, texts = [f"k{i}" for i in range(400)], [f"t{i}" for i in range(400)]
+    exact.add_many("p", keys, base, texts)
+    for i, vector in enumerate(base):  # one by one: the index is built when the threshold is passed
+        approximate.add("p", keys[i], vector, texts[i], None)
+    assert approximate._parts["p"].ann is not None
+    agree = 0
+    for i in range(100):
+        query = base[i] + 0.05 * rng.normal(size=64).astype(np.float32)
+        query /= np.linalg.norm(query)
+        found = (
+            exact.search("p", query, k=1, threshold=0.5),
+            approximate.search("p", query, k=1, threshold=0.5),
+        )
+        agree += found[0][0].key == found[1][0].key
+    assert agree >= 99
+    approximate.remove("p", "k5")
+    assert all(c.key != "k5" for c in approximate.search("p", base[5], k=3, threshold=0.0))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any, Protocol, runtime_checkable
@@ -136,15 +137,19 @@ class BatchingEmbedder:
 
     The first caller to arrive while no batch is being embedded takes every request
     queued meanwhile (up to ``max_batch``) and embeds them in one model call; others
-    wait for their vector. Throughput under load is then that of batched embedding.
+    wait for their vector. When the last batch showed concurrent demand, the leader
+    first waits up to ``window`` seconds for the batch to fill; a lone caller never waits.
     """
 
-    def __init__(self, inner: Embedder, *, max_batch: int = 32) -> None:
+    def __init__(self, inner: Embedder, *, max_batch: int = 32, window: float = 0.002) -> None:
         self.inner = inner
         self.max_batch = max_batch
+        self.window = window
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
         self._queue: list[tuple[str, Future[Vectors]]] = []
         self._busy = False
+        self._last_batch = 1
         self.batches = 0  # model calls made, for tests and stats
 
     def embed(self, texts: Sequence[str]) -> Vectors:
@@ -157,15 +162,21 @@ class BatchingEmbedder:
         future: Future[Vectors] = Future()
         with self._lock:
             self._queue.append((text, future))
+            self._arrived.notify_all()
             lead = not self._busy
             if lead:
                 self._busy = True
         while lead:
             with self._lock:
+                if self._last_batch > 1:  # demand is concurrent: let the batch fill a little
+                    deadline = time.monotonic() + self.window
+                    while len(self._queue) < self.max_batch and (left := deadline - time.monotonic()) > 0:
+                        self._arrived.wait(left)
                 batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
                 if not batch:
                     self._busy = False
                     break
+                self._last_batch = len(batch)
             try:
                 vectors = self.embed([t for t, _ in batch])
             except BaseException as exc:  # noqa: BLE001 - every waiter must learn of it
