@@ -311,27 +311,36 @@ class LLMCache:
     def _gen_call(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         # Decided at call time, so bypass()/refresh() around the call (not the loop) count.
         plan, key, read = self._decide(instance, args, kwargs)
-        return self._stream(plan, key, read, (wrapped, args, kwargs))
+        return self._stream(plan, key, read, (wrapped, args, kwargs), instance=instance)
 
     def _agen_call(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         plan, key, read = self._decide(instance, args, kwargs)
-        return self._astream(plan, key, read, (wrapped, args, kwargs))
+        return self._astream(plan, key, read, (wrapped, args, kwargs), instance=instance)
 
-    def _stream(self, plan: _Plan, key: str | None, read: bool, call: _Call) -> Iterator[Any]:
-        stale = None
+    def _stream(
+        self, plan: _Plan, key: str | None, read: bool, call: _Call, *, instance: object = None
+    ) -> Iterator[Any]:
+        chunks, stale, pending = _MISS, None, None
         if key is not None and read:
             chunks, _, stale = self._read(plan, key, KIND_STREAM)
-            if chunks is not _MISS:
-                yield from chunks
-                return
+            if chunks is _MISS and plan.semantic is not None:
+                prepared = self._semantic_vector(plan, instance, call[1], call[2])
+                chunks, pending = self._semantic_lookup(plan, prepared, KIND_STREAM)
+        if chunks is not _MISS:
+            yield from chunks
+            return
+
+        def complete(chunks: list[Any]) -> None:
+            assert key is not None
+            data = self._store(plan, key, list(chunks), KIND_STREAM)
+            if pending is not None:
+                self._semantic_store(plan, key, pending, list(chunks), data)
+
         if key is None or not plan.single_flight:
-            source = self._own_stream(plan, key, call)
+            source = self._own_stream(plan, call, None if key is None else complete)
         else:
             source = self._stream_flights.read(
-                key,
-                lambda: self._upstream(plan, call, first_chunk=_first),
-                lambda chunks: self._store(plan, key, list(chunks), KIND_STREAM),
-                self._count_coalesced,
+                key, lambda: self._upstream(plan, call, first_chunk=_first), complete, self._count_coalesced
             )
         sent = 0
         try:
@@ -345,7 +354,9 @@ class LLMCache:
         finally:
             source.close()
 
-    def _own_stream(self, plan: _Plan, key: str | None, call: _Call) -> Generator[Any, None, None]:
+    def _own_stream(
+        self, plan: _Plan, call: _Call, complete: Callable[[list[Any]], None] | None
+    ) -> Generator[Any, None, None]:
         # Retries and key failover cover opening the stream and its first chunk; once
         # chunks have reached the caller, a failure is the caller's to see.
         first, stream = self._upstream(plan, call, first_chunk=_first)
@@ -362,26 +373,29 @@ class LLMCache:
         finally:
             if not finished:  # an error, close() or an abandoned loop: store nothing
                 stream.close()
-        if key is not None:
-            self._store(plan, key, recorded, KIND_STREAM)
+        if complete is not None:
+            complete(recorded)
 
-    async def _astream(self, plan: _Plan, key: str | None, read: bool, call: _Call) -> AsyncIterator[Any]:
-        stale = None
-        if key is not None and read:
-            chunks, _, stale = await self._aread(plan, key, KIND_STREAM)
-            if chunks is not _MISS:
-                for chunk in chunks:
-                    yield chunk
-                return
+    async def _astream(
+        self, plan: _Plan, key: str | None, read: bool, call: _Call, *, instance: object = None
+    ) -> AsyncIterator[Any]:
+        chunks, stale, pending = await self._alookup_stream(plan, key, read, call, instance)
+        if chunks is not _MISS:
+            for chunk in chunks:
+                yield chunk
+            return
+
+        async def complete(chunks: list[Any]) -> None:
+            assert key is not None
+            data = self._encode(plan, list(chunks), KIND_STREAM)
+            if data is not None:
+                await self._awrite(plan, key, data)
+            if pending is not None:
+                self._semantic_store(plan, key, pending, list(chunks), data)
+
         if key is None or not plan.single_flight:
-            source = self._own_astream(plan, key, call)
+            source = self._own_astream(plan, call, None if key is None else complete)
         else:
-
-            async def complete(chunks: list[Any]) -> None:
-                data = self._encode(plan, list(chunks), KIND_STREAM)
-                if data is not None:
-                    await self._awrite(plan, key, data)
-
             source = self._astream_flights.read(
                 key, lambda: self._aupstream(plan, call, first_chunk=_afirst), complete, self._count_coalesced
             )
@@ -398,7 +412,22 @@ class LLMCache:
         finally:
             await source.aclose()
 
-    async def _own_astream(self, plan: _Plan, key: str | None, call: _Call) -> AsyncGenerator[Any, None]:
+    async def _alookup_stream(
+        self, plan: _Plan, key: str | None, read: bool, call: _Call, instance: object
+    ) -> tuple[Any, list[Any] | None, Any]:
+        """A stream's chunks from the cache, exact or semantic: (chunks or _MISS, stale, pending)."""
+        if key is None or not read:
+            return _MISS, None, None
+        chunks, _, stale = await self._aread(plan, key, KIND_STREAM)
+        pending = None
+        if chunks is _MISS and plan.semantic is not None:
+            prepared = await asyncio.to_thread(self._semantic_vector, plan, instance, call[1], call[2])
+            chunks, pending = self._semantic_lookup(plan, prepared, KIND_STREAM)
+        return chunks, stale, pending
+
+    async def _own_astream(
+        self, plan: _Plan, call: _Call, complete: Callable[[list[Any]], Awaitable[None]] | None
+    ) -> AsyncGenerator[Any, None]:
         first, stream = await self._aupstream(plan, call, first_chunk=_afirst)
         recorded: list[Any] = []
         finished = False
@@ -413,10 +442,8 @@ class LLMCache:
         finally:
             if not finished:  # an error, aclose() or cancellation: store nothing
                 await stream.aclose()
-        if key is not None:
-            data = self._encode(plan, recorded, KIND_STREAM)
-            if data is not None:
-                await self._awrite(plan, key, data)
+        if complete is not None:
+            await complete(recorded)
 
     def _count_coalesced(self) -> None:
         self._stats.add("coalesced")
@@ -480,7 +507,9 @@ class LLMCache:
             return
         sem.absorb(partition, rows, cursor)
 
-    def _semantic_lookup(self, plan: _Plan, prepared: tuple[Any, Any] | None) -> tuple[Any, Any]:
+    def _semantic_lookup(
+        self, plan: _Plan, prepared: tuple[Any, Any] | None, kind: int = KIND_VALUE
+    ) -> tuple[Any, Any]:
         """Serve a verified similar entry: (value or _MISS, what to index after the call)."""
         if prepared is None:
             return _MISS, None
@@ -490,7 +519,7 @@ class LLMCache:
         pending = Pending(parts.partition, parts.text, vector)
         tier = plan.semantic
         for candidate in tier.candidates(parts.partition, vector, parts.text, plan.threshold):
-            found = self._quiet_read(plan, candidate.key, KIND_VALUE)
+            found = self._quiet_read(plan, candidate.key, kind)
             if found is None:  # its entry expired or was evicted: the vector is dangling
                 tier.index.remove(parts.partition, candidate.key)
                 continue

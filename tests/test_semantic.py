@@ -343,3 +343,32 @@ def test_approximate_index_finds_what_exact_search_finds() -> None:
     assert agree >= 99
     approximate.remove("p", "k5")
     assert all(c.key != "k5" for c in approximate.search("p", base[5], k=3, threshold=0.0))
+
+
+class TestSemanticStreams:
+    def test_paraphrase_replays_the_stream(self, llm: FakeLLM, embedder: Any) -> None:
+        """A streamed answer is replayed, chunk by chunk, for a re-phrased question."""
+
+        @cached_llm(semantic=0.85, embedder=embedder)
+        def stream(question: str) -> Any:
+            yield from llm.stream(question)
+
+        first = list(stream(PARAPHRASES[0][0]))
+        with memollm.lookup() as seen:
+            again = list(stream(PARAPHRASES[0][1]))
+        assert again == first
+        assert llm.calls == 1
+        assert seen.outcome == "semantic-hit"
+
+    async def test_async_stream_paraphrase(self, llm: FakeLLM, embedder: Any) -> None:
+        """Async streams get semantic hits too."""
+
+        @cached_llm(semantic=0.85, embedder=embedder)
+        async def stream(question: str) -> Any:
+            async for chunk in llm.astream(question):
+                yield chunk
+
+        first = [c async for c in stream(PARAPHRASES[1][0])]
+        again = [c async for c in stream(PARAPHRASES[1][1])]
+        assert again == first
+        assert llm.calls == 1

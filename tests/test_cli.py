@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from memollm.cli import main
+
+PAIRS = [
+    ("How do I create a list in Python?", "What's the way to make a Python list?", 1),
+    ("How do I reverse a string in Python?", "How can I reverse a string in Python?", 1),
+    ("What is the capital of France?", "Which city is the capital of France?", 1),
+    ("How do I enable 2FA on my account?", "How do I disable 2FA on my account?", 0),
+    ("Find flights from Boston to Denver", "Find flights from Denver to Boston", 0),
+    ("What is 1+1?", "What is 21+1?", 0),
+]
+
+
+@pytest.fixture
+def pairs_file(tmp_path: Path) -> Path:
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("\n".join(json.dumps({"q1": a, "q2": b, "label": y}) for a, b, y in PAIRS) + "\n")
+    return path
+
+
+def test_calibrate_prints_thresholds_and_a_recommendation(pairs_file: Path, model_path: str) -> None:
+    """Calibrate shows P/R/F1 per threshold, with and without the verifier, and the threshold to use."""
+    result = CliRunner().invoke(
+        main, ["calibrate", str(pairs_file), "--model-path", model_path, "--target-precision", "0.99"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "6 pairs, 3 positive" in result.output
+    assert "0.850" in result.output
+    assert "cosine: no threshold reaches precision 0.99" in result.output  # the look-alikes sit near 1
+    assert "verified: the lowest threshold reaching precision 0.99 is" in result.output
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"q1": "a", "q2": "b", "label": 1}\nnot json\n', "pairs.jsonl:2: not JSON"),
+        ('{"q1": "a", "label": 1}\n', 'expected {"q1": str'),
+        ('{"q1": "a", "q2": "b", "label": 2}\n', 'expected {"q1": str'),
+        ("\n\n", "holds no pairs"),
+    ],
+    ids=["bad-json", "missing-field", "bad-label", "empty"],
+)
+def test_calibrate_rejects_bad_files(tmp_path: Path, content: str, message: str) -> None:
+    """A malformed pairs file is a clear error naming the file and line."""
+    path = tmp_path / "pairs.jsonl"
+    path.write_text(content)
+    result = CliRunner().invoke(main, ["calibrate", str(path)])
+    assert result.exit_code == 1
+    assert message in result.output
+
+
+def test_calibrate_without_a_model_says_how_to_fix_it(pairs_file: Path, tmp_path: Path) -> None:
+    """An unloadable model is a clear error pointing at MEMOLLM_EMBED_MODEL_PATH."""
+    pytest.importorskip("fastembed")
+    result = CliRunner().invoke(main, ["calibrate", str(pairs_file), "--model-path", str(tmp_path / "none")])
+    assert result.exit_code == 1
+    assert "MEMOLLM_EMBED_MODEL_PATH" in result.output
+
+
+def test_the_command_is_installed(pairs_file: Path, model_path: str) -> None:
+    """The memollm command runs as a real process."""
+    env = {**os.environ, "MEMOLLM_EMBED_MODEL_PATH": model_path, "COLUMNS": "200"}
+    args = [sys.executable, "-m", "memollm.cli", "calibrate", str(pairs_file), "--from", "0.95"]
+    out = subprocess.run(args, capture_output=True, text=True, env=env, check=False)
+    assert out.returncode == 0, out.stderr
+    assert "verified" in out.stdout
