@@ -128,9 +128,11 @@ def main() -> None:
         prompt = texts[1]
 
         def whole() -> None:
+            # As a lookup does: the most similar candidates first, verified until one passes.
             vector = model.embed([prompt])[0]
             for candidate in lookup_index.search("p", vector, k=5, threshold=0.8):
-                learned_verifier(prompt, candidate.text, candidate.similarity)
+                if learned_verifier(prompt, candidate.text, candidate.similarity):
+                    break
 
         embed_only = statistics.median(timed(lambda: model.embed([prompt]), 50))
         lookup = statistics.median(timed(whole, 50))

@@ -53,7 +53,7 @@ def groups_of(rows: list[dict[str, object]]) -> list[int]:
     return [ids.setdefault(find(str(r["q1"])), len(ids)) for r in rows]
 
 
-def export(clf: GradientBoostingClassifier, threshold: float) -> dict[str, object]:
+def export(clf: GradientBoostingClassifier, threshold: float, extra_note: bool = False) -> dict[str, object]:
     trees = []
     for (estimator,) in clf.estimators_:
         t = estimator.tree_
@@ -70,7 +70,7 @@ def export(clf: GradientBoostingClassifier, threshold: float) -> dict[str, objec
         "rate": clf.learning_rate,
         "threshold": threshold,
         "gate": GATE,
-        "trained_on": list(TRAINABLE),
+        "trained_on": list(TRAINABLE) + (["--extra pairs"] if extra_note else []),
         "trees": trees,
     }
 
@@ -90,6 +90,7 @@ def main() -> None:
     parser.add_argument("--model-path", default=str(ROOT / ".models/all-MiniLM-L6-v2"))
     parser.add_argument("--target", type=float, default=0.97, help="out-of-fold precision to aim for")
     parser.add_argument("--out", default=str(ROOT / "memollm/semantic/verifier.json"))
+    parser.add_argument("--extra", help="more training-only pairs, e.g. a team's own labeled would-be hits")
     args = parser.parse_args()
     rows = [json.loads(line) for line in Path(args.pairs).read_text().splitlines() if line.strip()]
     if args.cosines:
@@ -102,6 +103,20 @@ def main() -> None:
         cos = np.array([float(vec[at[r["q1"]]] @ vec[at[r["q2"]]]) for r in rows])
     x = np.array([features(r["q2"], r["q1"], float(c)) for r, c in zip(rows, cos, strict=True)])
     y = np.array([int(r["label"]) for r in rows])
+    extra_x, extra_y = np.zeros((0, x.shape[1])), np.zeros(0, dtype=int)
+    if args.extra:
+        extra = [json.loads(line) for line in Path(args.extra).read_text().splitlines() if line.strip()]
+        emb = FastEmbedder(path=args.model_path)
+        texts = sorted({r["q1"] for r in extra} | {r["q2"] for r in extra})
+        vec = np.concatenate([emb.embed(texts[i : i + 512]) for i in range(0, len(texts), 512)])
+        at = {t: i for i, t in enumerate(texts)}
+        ecos = [float(vec[at[r["q1"]]] @ vec[at[r["q2"]]]) for r in extra]
+        keep = [
+            i for i, c in enumerate(ecos) if c >= GATE and explain(extra[i]["q2"], extra[i]["q1"]) is None
+        ]
+        extra_x = np.array([features(extra[i]["q2"], extra[i]["q1"], ecos[i]) for i in keep])
+        extra_y = np.array([int(extra[i]["label"]) for i in keep])
+        print(f"{len(keep)} of {len(extra)} extra pairs above the gate and past the vetoes")
     vetoed = np.array([explain(r["q2"], r["q1"]) is not None for r in rows])
     train = np.array([trainable(r["source"]) for r in rows]) & (cos >= GATE)
     groups = np.array(groups_of(rows))
@@ -114,12 +129,12 @@ def main() -> None:
     oof = np.zeros(len(rows))
     idx = np.flatnonzero(train)
     for fit_idx, test_idx in GroupKFold(n_splits=5).split(x[idx], y[idx], groups[idx]):
-        clf = model().fit(x[idx[fit_idx]], y[idx[fit_idx]])
+        clf = model().fit(np.vstack([x[idx[fit_idx]], extra_x]), np.concatenate([y[idx[fit_idx]], extra_y]))
         oof[idx[test_idx]] = clf.predict_proba(x[idx[test_idx]])[:, 1]
     usable = train & ~vetoed
     threshold = pick_threshold(oof[usable], y[usable], args.target)
-    clf = model().fit(x[train], y[train])
-    spec = export(clf, threshold)
+    clf = model().fit(np.vstack([x[train], extra_x]), np.concatenate([y[train], extra_y]))
+    spec = export(clf, threshold, extra_note=bool(args.extra))
     Path(args.out).write_text(json.dumps(spec, separators=(",", ":")))
 
     from memollm.semantic.learned import LearnedModel

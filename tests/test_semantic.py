@@ -17,6 +17,8 @@ from memollm.semantic.index import SemanticIndex
 from memollm.semantic.verify import explain
 from memollm.testing import FakeClock, FakeLLM
 
+from .helpers import eventually
+
 PARAPHRASES = [
     ("How do I create a list in Python?", "What's the way to make a Python list?"),
     ("How do I reverse a string in Python?", "How can I reverse a string in Python?"),
@@ -221,22 +223,34 @@ class TestEmbedder:
         assert llm.calls == 1
 
     def test_concurrent_requests_share_batches(self, embedder: Any) -> None:
-        """Threads embedding at the same time share model calls."""
-        batching = BatchingEmbedder(embedder)
-        start = threading.Barrier(16)
+        """Requests that arrive while the model is busy are embedded together in the next batch."""
+        release = threading.Event()
+        sizes: list[int] = []
+
+        class Gated:
+            def embed(self, texts: list[str]) -> Any:
+                sizes.append(len(texts))
+                if len(sizes) == 1:
+                    release.wait(10)  # the first model call is busy while the others queue up
+                return embedder.embed(texts)
+
+        batching = BatchingEmbedder(Gated())
         out: dict[int, Any] = {}
-
-        def work(i: int) -> None:
-            start.wait()
-            out[i] = batching.embed_one(f"question number {i}")
-
-        threads = [threading.Thread(target=work, args=(i,)) for i in range(16)]
-        for t in threads:
+        threads = [
+            threading.Thread(
+                target=lambda i=i: out.__setitem__(i, batching.embed_one(f"question number {i}"))
+            )
+            for i in range(16)
+        ]
+        threads[0].start()
+        assert eventually(lambda: bool(sizes))  # the leader is inside the model
+        for t in threads[1:]:
             t.start()
+        assert eventually(lambda: len(batching._queue) >= 15)  # every other request is waiting
+        release.set()
         for t in threads:
             t.join()
-        assert len(out) == 16
-        assert batching.batches < 16
+        assert sizes == [1, 15]
         expected = embedder.embed(["question number 3"])[0]
         assert np.allclose(out[3], expected, atol=1e-5)
 

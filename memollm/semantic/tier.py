@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,8 +116,12 @@ class SemanticTier:
 
     def candidates(
         self, partition: str, vector: npt.NDArray[np.float32], text: str, threshold: float
-    ) -> list[Candidate]:
-        """Stored prompts of the partition similar enough to ``text`` that pass verification."""
-        found = self.index.search(partition, vector, k=self.top_k, threshold=threshold)
+    ) -> Iterator[Candidate]:
+        """Verified stored prompts similar enough to ``text``, most similar first.
+
+        Verified one at a time, lazily: the caller usually stops at the first.
+        """
         verify = self.verify
-        return [c for c in found if verify is None or verify(text, c.text, c.similarity)]
+        for candidate in self.index.search(partition, vector, k=self.top_k, threshold=threshold):
+            if verify is None or verify(text, candidate.text, candidate.similarity):
+                yield candidate
