@@ -100,6 +100,16 @@ def _controls(policy: RetryPolicy, on_retry: Callable[[], None]) -> dict[str, An
     }
 
 
+def _next_key(keys: KeyPool, key: str, exc: BaseException, tried: list[str]) -> bool:
+    """Report a failed call; True if the same call should move on to the next key at once."""
+    failure = classify(exc)
+    keys.report(key, failure, retry_after(exc))
+    if failure in _KEY_TROUBLE:  # a key problem: another key now, not a retry of this one
+        tried.append(key)
+        return True
+    return False
+
+
 def call(
     fn: Callable[[str | None], T],
     *,
@@ -119,10 +129,7 @@ def call(
                 with using_key(key):
                     result = fn(key)
             except Exception as exc:
-                failure = classify(exc)
-                keys.report(key, failure, retry_after(exc))
-                if failure in _KEY_TROUBLE:  # next key at once: not a retry of this one
-                    tried.append(key)
+                if _next_key(keys, key, exc, tried):
                     continue
                 raise
             keys.report_ok(key)
@@ -152,10 +159,7 @@ async def acall(
                 with using_key(key):
                     result = await fn(key)
             except Exception as exc:
-                failure = classify(exc)
-                keys.report(key, failure, retry_after(exc))
-                if failure in _KEY_TROUBLE:
-                    tried.append(key)
+                if _next_key(keys, key, exc, tried):
                     continue
                 raise
             keys.report_ok(key)
