@@ -335,6 +335,7 @@ class TestSharedIndex:
 
 def test_approximate_index_finds_what_exact_search_finds() -> None:
     """Past its threshold a partition searches an HNSW index, with the same answers as exact search."""
+    pytest.importorskip("usearch", reason="the semantic extra is not installed")
     rng = np.random.default_rng(0)
     base = rng.normal(size=(400, 64)).astype(np.float32)
     base /= np.linalg.norm(base, axis=1, keepdims=True)
@@ -357,6 +358,22 @@ def test_approximate_index_finds_what_exact_search_finds() -> None:
     assert agree >= 99
     approximate.remove("p", "k5")
     assert all(c.key != "k5" for c in approximate.search("p", base[5], k=3, threshold=0.0))
+
+
+def test_without_usearch_large_partitions_stay_exact(
+    monkeypatch: pytest.MonkeyPatch, warnings_log: pytest.LogCaptureFixture
+) -> None:
+    """Without usearch a large partition keeps answering from exact search, with one warning."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "usearch", None)
+    monkeypatch.setitem(sys.modules, "usearch.index", None)
+    index = SemanticIndex(max_entries=1000, ann_threshold=10)
+    vectors = np.eye(20, dtype=np.float32)
+    for i in range(20):
+        index.add("p", f"k{i}", vectors[i], f"t{i}", None)
+    assert index.search("p", vectors[15], k=1)[0].key == "k15"
+    assert warnings_log.text.count("usearch is not installed") == 1
 
 
 class TestSemanticStreams:

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .._log import warn_once
+
 __all__ = ["Candidate", "SemanticIndex"]
 
 
@@ -92,7 +94,17 @@ class _Partition:
             self._build_ann()
 
     def _build_ann(self) -> None:
-        from usearch.index import Index
+        try:
+            from usearch.index import Index
+        except ImportError:
+            warn_once(
+                ("usearch",),
+                "a semantic partition passed %d vectors but usearch is not installed "
+                "(pip install 'memollm[semantic]'); searching it exactly",
+                self.ann_threshold,
+            )
+            self.ann_threshold = 2**62  # do not try again
+            return
 
         # Vectors are normalised, so inner product is cosine. f16 halves the memory at no
         # measurable loss of recall for these embeddings.
