@@ -528,7 +528,7 @@ class LLMCache:
                 self._stats.add("shadow_hits")
                 return _MISS, pending
             self._stats.hit("semantic")
-            note("semantic-hit", "semantic", candidate.similarity)
+            note("semantic-hit", "semantic", candidate.similarity, self._codec.envelope(found[1])[2])
             return found[0], None
         return _MISS, pending
 
@@ -929,7 +929,7 @@ class LLMCache:
                 # Copy a lower tier's hit upwards with the TTL it has left, never a fresh one.
                 remaining = _remaining(plan, env[3], now)
                 self._each(plan, lambda up: up.set(key, data, remaining), upto=index)  # noqa: B023 - runs now
-            return self._hit(plan, index, env[5]), env[3], None
+            return self._hit(plan, index, env[5], env[2]), env[3], None
         self._stats.add("misses")
         note("miss")
         return _MISS, None, stale
@@ -957,7 +957,7 @@ class LLMCache:
             if index:
                 remaining = _remaining(plan, env[3], now)
                 await self._aeach(plan, lambda up: up.aset(key, data, remaining), upto=index)  # noqa: B023 - runs now
-            return self._hit(plan, index, env[5]), env[3], None
+            return self._hit(plan, index, env[5], env[2]), env[3], None
         self._stats.add("misses")
         note("miss")
         return _MISS, None, stale
@@ -978,13 +978,13 @@ class LLMCache:
         elif env is not False:
             if _live(env, now):
                 item.memo = _memo_of(env)
-                return (self._hit(plan, 0, env[5]), env[3], None), None
+                return (self._hit(plan, 0, env[5], env[2]), env[3], None), None
             return None, _stale(plan, env, now)
         return None, None
 
-    def _hit(self, plan: _Plan, index: int, value: Any = None) -> Any:
+    def _hit(self, plan: _Plan, index: int, value: Any = None, created: float | None = None) -> Any:
         next(plan.hits[index])
-        note("hit", plan.names[index])
+        note("hit", plan.names[index], created=created)
         return value
 
     def _quiet_read(self, plan: _Plan, key: str, kind: int) -> tuple[Any, bytes] | None:

@@ -59,6 +59,7 @@ class Lookup:
     outcome: str | None = None
     tier: str | None = None
     similarity: float | None = None
+    created: float | None = None  # when the served entry was stored (wall clock)
 
     @property
     def stale(self) -> bool:
@@ -88,11 +89,13 @@ def lookup() -> Iterator[Lookup]:
         _record.reset(token)
 
 
-def note(outcome: str, tier: str | None = None, similarity: float | None = None) -> None:
+def note(
+    outcome: str, tier: str | None = None, similarity: float | None = None, created: float | None = None
+) -> None:
     """Write to the active :func:`lookup` record, if there is one."""
     seen = _record.get()
     if seen is not None:
-        seen.outcome, seen.tier, seen.similarity = outcome, tier, similarity
+        seen.outcome, seen.tier, seen.similarity, seen.created = outcome, tier, similarity, created
 
 
 _tenant: ContextVar[object] = ContextVar("memollm_tenant", default=None)

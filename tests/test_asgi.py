@@ -1,0 +1,190 @@
+"""CacheMiddleware in front of a small ASGI app, driven in-process through httpx."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from memollm import Policy
+from memollm.asgi import CacheMiddleware
+
+PATH = "/v1/chat/completions"
+
+
+class App:
+    """An OpenAI-ish ASGI app: counts calls, echoes requests, streams SSE events when asked."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.bodies: list[bytes] = []
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert scope["type"] == "http"
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        self.calls += 1
+        self.bodies.append(body)
+        try:
+            request = json.loads(body)
+        except ValueError:
+            request = {}
+        status = request.get("status", 200) if isinstance(request, dict) else 200
+        if isinstance(request, dict) and request.get("stream"):
+            await send({"type": "http.response.start", "status": status,
+                        "headers": [(b"content-type", b"text/event-stream")]})  # fmt: skip
+            for i in range(3):
+                event = json.dumps({"choices": [{"delta": {"content": f"part{i} of call {self.calls}"}}]})
+                await send(
+                    {"type": "http.response.body", "body": f"data: {event}\n\n".encode(), "more_body": True}
+                )
+            await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+            return
+        payload = json.dumps({"call": self.calls, "echo": request}).encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), (b"x-upstream", b"yes")]})  # fmt: skip
+        await send({"type": "http.response.body", "body": payload})
+
+
+@pytest.fixture
+def app() -> App:
+    return App()
+
+
+def client(app: App, **options: Any) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=CacheMiddleware(app, **options))
+    return httpx.AsyncClient(transport=transport, base_url="http://proxy")
+
+
+BODY = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": 0}
+
+
+async def test_identical_request_is_a_hit(app: App) -> None:
+    """A repeated request is answered from cache with the same content; key order and spacing do not matter."""
+    async with client(app) as c:
+        first = await c.post(PATH, json=BODY)
+        reordered = json.dumps(dict(reversed(list(BODY.items()))), indent=4)
+        second = await c.post(PATH, content=reordered, headers={"content-type": "application/json"})
+    assert first.headers["x-cache"] == "MISS"
+    assert second.headers["x-cache"] == "HIT"
+    assert second.json() == first.json()
+    assert second.headers["x-upstream"] == "yes"
+    assert "age" in second.headers
+    assert app.calls == 1
+
+
+async def test_only_200_is_stored(app: App) -> None:
+    """An upstream error is returned as sent and never cached."""
+    async with client(app) as c:
+        bad = {**BODY, "status": 500}
+        first, second = await c.post(PATH, json=bad), await c.post(PATH, json=bad)
+    assert (first.status_code, second.status_code) == (500, 500)
+    assert second.headers["x-cache"] == "MISS"
+    assert app.calls == 2
+
+
+async def test_cache_control(app: App) -> None:
+    """no-store neither reads nor writes; no-cache skips the read and stores the fresh answer."""
+    async with client(app) as c:
+        await c.post(PATH, json=BODY)
+        skipped = await c.post(PATH, json=BODY, headers={"cache-control": "no-store"})
+        assert skipped.headers["x-cache"] == "BYPASS"
+        fresh = await c.post(PATH, json=BODY, headers={"cache-control": "no-cache"})
+        assert fresh.headers["x-cache"] == "MISS"
+        after = await c.post(PATH, json=BODY)
+        short = await c.post(PATH, json={**BODY, "n": 2}, headers={"cache-control": "max-age=5"})
+    assert after.headers["x-cache"] == "HIT"
+    assert after.json() == fresh.json() != skipped.json()
+    assert short.headers["x-cache"] == "MISS"
+    assert app.calls == 4
+
+
+async def test_tenants_never_share(app: App) -> None:
+    """Requests with different Authorization headers never share entries; the same one does."""
+    async with client(app) as c:
+        await c.post(PATH, json=BODY, headers={"authorization": "Bearer sk-tenant-a"})
+        other = await c.post(PATH, json=BODY, headers={"authorization": "Bearer sk-tenant-b"})
+        same = await c.post(PATH, json=BODY, headers={"authorization": "Bearer sk-tenant-a"})
+    assert other.headers["x-cache"] == "MISS"
+    assert same.headers["x-cache"] == "HIT"
+    assert app.calls == 2
+
+
+async def test_tenant_header(app: App) -> None:
+    """A configured tenant header scopes entries instead of Authorization."""
+    async with client(app, tenant_header="X-Tenant-Id") as c:
+        await c.post(PATH, json=BODY, headers={"x-tenant-id": "acme", "authorization": "Bearer 1"})
+        shared = await c.post(PATH, json=BODY, headers={"x-tenant-id": "acme", "authorization": "Bearer 2"})
+        other = await c.post(PATH, json=BODY, headers={"x-tenant-id": "globex"})
+    assert (shared.headers["x-cache"], other.headers["x-cache"]) == ("HIT", "MISS")
+
+
+async def test_namespace_header(app: App) -> None:
+    """X-MemoLLM-Namespace keeps separate entries."""
+    async with client(app) as c:
+        await c.post(PATH, json=BODY)
+        other = await c.post(PATH, json=BODY, headers={"x-memollm-namespace": "team-b"})
+    assert other.headers["x-cache"] == "MISS"
+
+
+async def test_streams_replay_event_by_event(app: App) -> None:
+    """A streamed answer is stored event by event and replayed as the same event stream."""
+    body = {**BODY, "stream": True}
+    async with client(app) as c:
+        first = await c.post(PATH, json=body)
+        second = await c.post(PATH, json=body)
+    assert first.headers["content-type"] == "text/event-stream"
+    assert second.headers["x-cache"] == "HIT"
+    assert second.content == first.content
+    assert first.content.count(b"data: ") == 4
+    assert first.content.endswith(b"data: [DONE]\n\n")
+    assert app.calls == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "content", "ctype"),
+    [
+        ("GET", PATH, b"", "application/json"),
+        ("POST", "/v1/models", b'{"a": 1}', "application/json"),
+        ("POST", PATH, b"not json at all", "application/json"),
+        ("POST", PATH, b'["a list"]', "application/json"),
+        ("POST", PATH, b'{"a": 1}', "text/plain"),
+    ],
+    ids=["get", "other-path", "malformed-json", "not-an-object", "wrong-content-type"],
+)
+async def test_everything_else_passes_through(
+    app: App, method: str, path: str, content: bytes, ctype: str
+) -> None:
+    """Requests the middleware does not cache reach the app unchanged, every time."""
+    async with client(app) as c:
+        for _ in range(2):
+            response = await c.request(method, path, content=content, headers={"content-type": ctype})
+            assert "x-cache" not in response.headers
+    assert app.calls == 2
+    assert app.bodies == [content, content]
+
+
+async def test_oversized_bodies_pass_through(app: App) -> None:
+    """A body above max_body is not cached, and the app still receives all of it."""
+    big = json.dumps({**BODY, "padding": "x" * 5000}).encode()
+    async with client(app, max_body=1000) as c:
+        for _ in range(2):
+            await c.post(PATH, content=big, headers={"content-type": "application/json"})
+    assert app.bodies == [big, big]
+
+
+async def test_no_header_carries_a_key(app: App) -> None:
+    """Responses carry outcome headers only: no cache key a tenant could probe with."""
+    policy = Policy(namespace="probe")
+    async with client(app, policy=policy) as c:
+        await c.post(PATH, json=BODY)
+        hit = await c.post(PATH, json=BODY)
+    added = {k for k in hit.headers if k.startswith("x-cache") or k == "age"}
+    assert added == {"x-cache", "age"}
+    assert all("probe:" not in v for v in hit.headers.values())
