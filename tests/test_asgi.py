@@ -47,8 +47,8 @@ class App:
             await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
             return
         payload = json.dumps({"call": self.calls, "echo": request}).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"x-upstream", b"yes")]})  # fmt: skip
+        headers = [(b"content-type", b"application/json"), (b"x-upstream", b"yes")]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
 
 
@@ -66,7 +66,7 @@ BODY = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperat
 
 
 async def test_identical_request_is_a_hit(app: App) -> None:
-    """A repeated request is answered from cache with the same content; key order and spacing do not matter."""
+    """A repeated request is served from cache with the same content; key order and spacing do not matter."""
     async with client(app) as c:
         first = await c.post(PATH, json=BODY)
         reordered = json.dumps(dict(reversed(list(BODY.items()))), indent=4)

@@ -5,6 +5,7 @@ def test_all_is_sorted_and_complete() -> None:
     """__all__ lists every public name the package exports, sorted."""
     public = {name for name in dir(memollm) if not name.startswith("_")}
     modules = {
+        "asgi",
         "backends",
         "cli",
         "codec",
