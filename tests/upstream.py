@@ -54,7 +54,11 @@ class Upstream:
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", 0))
-                body = json.loads(self.rfile.read(length) or b"{}")
+                raw = self.rfile.read(length) or b"{}"
+                try:
+                    body = json.loads(raw)
+                except ValueError:
+                    body = {"raw": raw.decode("latin-1")}  # passed through as sent
                 key = (self.headers.get("authorization") or "").removeprefix("Bearer ")
                 with upstream._lock:
                     upstream.requests.append({"key": key, "body": body, "path": self.path})
@@ -62,6 +66,10 @@ class Upstream:
                     reply = queue.popleft() if queue else None
                 upstream.arrived.set()
                 upstream.gate.wait(30)
+                if reply is None and body.get("stream"):
+                    messages = body.get("messages") or [{"content": ""}]
+                    self._stream(f"echo: {messages[-1]['content']} #{len(upstream.requests)}")
+                    return
                 if reply is None:
                     messages = body.get("messages") or [{"content": body.get("prompt", "")}]
                     reply = Reply(body=completion(f"echo: {messages[-1]['content']}", body.get("model", "m")))
@@ -78,6 +86,27 @@ class Upstream:
                     self.wfile.write(payload)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (a timeout test)
+
+            def _stream(self, text: str) -> None:
+                # Server-sent events, one chat.completion.chunk per word, then [DONE]; the body
+                # ends when the connection closes (HTTP/1.0), as a streaming upstream's may.
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                self.end_headers()
+                words = text.split(" ")
+                for i, word in enumerate(words):
+                    piece = word + (" " if i < len(words) - 1 else "")
+                    chunk = {
+                        "id": "chatcmpl-stream",
+                        "object": "chat.completion.chunk",
+                        "created": 1_700_000_000,
+                        "model": "test-model",
+                        "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
+                    }
+                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                    self.wfile.flush()
+                self.wfile.write(b"data: [DONE]\n\n")
+                self.wfile.flush()
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
