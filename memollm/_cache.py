@@ -194,6 +194,25 @@ class LLMCache:
             if parts is not None:
                 plan.semantic.index.remove(parts.partition, key)
 
+    def serve_memo(self, key: str) -> tuple[Any, float | None] | None:
+        """A fresh, decoded, immutable value kept beside a memory-tier entry, counted as a hit.
+
+        (value, when it was stored) or None. For callers that computed the key themselves
+        (the ASGI middleware's fast path); the full call path remains the authority.
+        """
+        plan = self._current()
+        if plan.peek is None or not plan.enabled or mode() != NORMAL:
+            return None
+        item = plan.peek(key)
+        if item is None:
+            return None
+        memo = _fresh_memo(item, KIND_VALUE, self._clock() + plan.refresh_window)
+        if memo is None:
+            return None
+        next(plan.hits[0])
+        created = None if memo[1] is None or plan.ttl is None else memo[1] - plan.ttl
+        return memo[2], created
+
     def explain_key(self, *args: Any, **kwargs: Any) -> KeyExplanation:
         """Show the canonical parts of the key for a call (``self`` first for methods)."""
         return self._current().keys.explain(self._bound, args, kwargs)
@@ -938,7 +957,14 @@ class LLMCache:
         """Async :meth:`_read`."""
         now = self._clock()
         stale = None
-        for index, tier in enumerate(plan.tiers):
+        start = 0
+        if plan.peek is not None:  # in-process: no need to await it, and it keeps the memo
+            start = 1
+            found, stale = self._read_memory(plan, plan.peek, key, kind, now)
+            if found is not None:
+                return found
+        for index in range(start, len(plan.tiers)):
+            tier = plan.tiers[index]
             try:
                 data = await tier.aget(key)
                 if data is None:

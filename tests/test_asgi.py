@@ -188,3 +188,38 @@ async def test_no_header_carries_a_key(app: App) -> None:
     added = {k for k in hit.headers if k.startswith("x-cache") or k == "age"}
     assert added == {"x-cache", "age"}
     assert all("probe:" not in v for v in hit.headers.values())
+
+
+async def test_repeats_take_the_fast_path_and_keep_every_rule(app: App) -> None:
+    """Repeats of the exact same bytes are served from the memory tier's decoded copy.
+
+    They count as hits, per tenant; no-cache and no-store still reach the app; a cleared
+    entry misses.
+    """
+    middleware = CacheMiddleware(app)
+    transport = httpx.ASGITransport(app=middleware)
+    auth_a = {"authorization": "Bearer a"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://proxy") as c:
+        first = await c.post(PATH, json=BODY, headers=auth_a)
+        await c.post(PATH, json=BODY, headers=auth_a)  # a full-path hit: now known
+        assert len(middleware._known) == 1
+        ((_key, cache),) = middleware._known.values()
+        hits_before = cache.stats().hit_count
+        for _ in range(3):
+            fast = await c.post(PATH, json=BODY, headers=auth_a)
+            assert fast.headers["x-cache"] == "HIT"
+            assert fast.content == first.content
+            assert "age" in fast.headers
+        assert cache.stats().hit_count == hits_before + 3
+        assert app.calls == 1
+        other = await c.post(PATH, json=BODY, headers={"authorization": "Bearer b"})
+        assert other.headers["x-cache"] == "MISS"
+        refreshed = await c.post(PATH, json=BODY, headers={**auth_a, "cache-control": "no-cache"})
+        assert refreshed.headers["x-cache"] == "MISS"
+        skipped = await c.post(PATH, json=BODY, headers={**auth_a, "cache-control": "no-store"})
+        assert skipped.headers["x-cache"] == "BYPASS"
+        assert app.calls == 4
+        cache.clear()
+        after = await c.post(PATH, json=BODY, headers=auth_a)
+        assert after.headers["x-cache"] == "MISS"
+        assert app.calls == 5

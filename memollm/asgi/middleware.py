@@ -28,6 +28,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 DEFAULT_PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses")
 _HOP_BY_HOP = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive", "date", "server"})
 _NAMESPACE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+_KNOWN_LIMIT = 50_000
 _OUTCOMES = {"hit": "HIT", "semantic-hit": "SEMANTIC-HIT", "miss": "MISS", "stale": "STALE",
              "coalesced": "HIT", "bypass": "BYPASS", "uncacheable": "BYPASS"}  # fmt: skip
 
@@ -65,6 +66,9 @@ class CacheMiddleware:
         self.tenant_header = tenant_header.lower().encode() if tenant_header else b"authorization"
         self.max_body = max_body
         self._caches: dict[tuple[str, float | None], tuple[Any, Any]] = {}
+        # Exact request bytes seen before -> (storage key, cache): a repeat skips JSON parsing
+        # and canonicalisation when the memory tier holds the answer.
+        self._known: dict[tuple[Any, ...], tuple[str, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI connection."""
@@ -82,11 +86,15 @@ class CacheMiddleware:
         namespace = headers.get(b"x-memollm-namespace", b"").decode("latin-1") or self.policy.namespace
         if not _NAMESPACE.match(namespace):
             namespace = self.policy.namespace
+        scope_id = self._tenant(headers)
+        known = (scope["path"], namespace, control.get("max-age"), scope_id, body)
+        if "no-cache" not in control and "no-store" not in control and await self._fast_hit(known, send):
+            return
         value_fn, stream_fn = self._functions(namespace, control.get("max-age"))
         token = _request.set((scope, replay))
         try:
             with ExitStack() as stack:
-                stack.enter_context(tenant(self._tenant(headers)))
+                stack.enter_context(tenant(scope_id))
                 seen = stack.enter_context(lookup())
                 if "no-store" in control:
                     stack.enter_context(bypass())
@@ -95,9 +103,30 @@ class CacheMiddleware:
                 if request.get("stream") is True:
                     await self._send_stream(stream_fn(scope["path"], request), seen, send)
                 else:
-                    await self._send(await value_fn(scope["path"], request), seen, send)
+                    response = await value_fn(scope["path"], request)
+                    await self._send(response, seen, send)
+                    if seen.outcome in ("hit", "miss") and len(self._known) < _KNOWN_LIMIT:
+                        key = value_fn.cache.key_for(scope["path"], request)
+                        self._known[known] = (key, value_fn.cache)
         finally:
             _request.reset(token)
+
+    async def _fast_hit(self, known: tuple[Any, ...], send: Send) -> bool:
+        """Serve a repeat of exactly known request bytes from the memory tier's decoded copy."""
+        found = self._known.get(known)
+        if found is None:
+            return False
+        key, cache = found
+        served = cache.serve_memo(key)
+        if served is None:
+            return False
+        (status, text, body), created = served
+        headers = [*_header_lines(text), (b"content-length", str(len(body)).encode()), (b"x-cache", b"HIT")]
+        if created is not None:
+            headers.append((b"age", str(max(0, int(time.time() - created))).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        return True
 
     # -- the request ------------------------------------------------------------------
 
@@ -135,7 +164,7 @@ class CacheMiddleware:
         )
 
         @cached_llm(policy=policy, name="memollm.asgi.response")
-        async def response(path: str, body: dict[str, Any]) -> dict[str, Any]:
+        async def response(path: str, body: dict[str, Any]) -> tuple[int, str, bytes]:
             return await _call_app(self.app)
 
         @cached_llm(policy=policy, name="memollm.asgi.stream")
@@ -148,14 +177,10 @@ class CacheMiddleware:
 
     # -- the response -----------------------------------------------------------------
 
-    async def _send(self, response: dict[str, Any], seen: Any, send: Send) -> None:
-        body = response["body"]
-        headers = [
-            *_headers(response["headers"]),
-            (b"content-length", str(len(body)).encode()),
-            *_marks(seen),
-        ]
-        await send({"type": "http.response.start", "status": response["status"], "headers": headers})
+    async def _send(self, response: tuple[int, str, bytes], seen: Any, send: Send) -> None:
+        status, text, body = response
+        headers = [*_header_lines(text), (b"content-length", str(len(body)).encode()), *_marks(seen)]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
     async def _send_stream(self, items: Any, seen: Any, send: Send) -> None:
@@ -213,9 +238,17 @@ def _cache_control(raw: bytes) -> dict[str, Any]:
 
 
 def _stored_if_200(result: Any) -> bool:
-    if isinstance(result, dict):
-        return bool(result.get("status") == 200)
-    return bool(result) and isinstance(result[0], (list, tuple)) and result[0][0] == 200
+    if isinstance(result, tuple):  # a whole response
+        return bool(result[0] == 200)
+    return bool(result) and isinstance(result[0], (list, tuple)) and result[0][0] == 200  # a stream
+
+
+def _header_lines(text: str) -> list[tuple[bytes, bytes]]:
+    pairs = []
+    for line in text.split("\n") if text else ():
+        name, _, value = line.partition(": ")
+        pairs.append((name.encode("latin-1"), value.encode("latin-1")))
+    return pairs
 
 
 def _headers(pairs: list[list[str]]) -> list[tuple[bytes, bytes]]:
@@ -240,8 +273,12 @@ def _kept(headers: list[tuple[bytes, bytes]]) -> list[list[str]]:
     return kept
 
 
-async def _call_app(app: ASGIApp) -> dict[str, Any]:
-    """Run the app on the current request and collect its whole response."""
+async def _call_app(app: ASGIApp) -> tuple[int, str, bytes]:
+    """Run the app on the current request and collect its whole response.
+
+    As (status, headers as "name: value" lines, body): all immutable, so the memory tier
+    can keep it decoded and a repeated hit skips decoding.
+    """
     scope, receive = _request.get()
     status, headers, chunks = 500, [], []
 
@@ -253,7 +290,7 @@ async def _call_app(app: ASGIApp) -> dict[str, Any]:
             chunks.append(message.get("body", b""))
 
     await app(scope, receive, capture)
-    return {"status": status, "headers": headers, "body": b"".join(chunks)}
+    return status, "\n".join(f"{k}: {v}" for k, v in headers), b"".join(chunks)
 
 
 async def _stream_app(app: ASGIApp) -> AsyncIterator[Any]:
