@@ -308,18 +308,19 @@ class KeyBuilder:
         # The probe carries every argument's type: 1, 1.0 and True are equal as dict
         # keys but not as arguments; and the tenant scope, part of every key.
         scope = self._scope()
+        if scope is not None:
+            scope = (scope, type(scope))  # only a set tenant needs its type in the probe
         if kwargs:
             probe: tuple[Any, ...] = (
+                scope,
                 instance,
                 tuple(map(type, args)),
                 args,
                 tuple(map(type, kwargs.values())),
                 tuple(kwargs.items()),
-                scope,
-                type(scope),
             )
         else:
-            probe = (instance, tuple(map(type, args)), args, scope, type(scope))
+            probe = (scope, instance, tuple(map(type, args)), args)
         try:
             found = self._memo.get(probe)
         except TypeError:  # an unhashable argument: nothing to reuse
@@ -340,7 +341,7 @@ class KeyBuilder:
             return False
         if not (instance is None or self._self_ignored or isinstance(instance, type)):
             return False
-        return _SCALARS.issuperset(probe[1]) and (len(probe) == 5 or _SCALARS.issuperset(probe[3]))
+        return _SCALARS.issuperset(probe[2]) and (len(probe) == 4 or _SCALARS.issuperset(probe[4]))
 
     def explain(self, instance: object, args: tuple[Any, ...], kwargs: dict[str, Any]) -> KeyExplanation:
         """Return the canonical components of a call's key."""
