@@ -223,3 +223,18 @@ async def test_repeats_take_the_fast_path_and_keep_every_rule(app: App) -> None:
         after = await c.post(PATH, json=BODY, headers=auth_a)
         assert after.headers["x-cache"] == "MISS"
         assert app.calls == 5
+
+
+async def test_semantic_hits_through_the_middleware_stay_within_a_tenant(app: App, embedder: Any) -> None:
+    """A re-phrased question is a SEMANTIC-HIT for its tenant only, with its similarity in a header."""
+    policy = Policy(semantic=0.85, embedder=embedder)
+    first = {**BODY, "messages": [{"role": "user", "content": "How do I create a list in Python?"}]}
+    again = {**BODY, "messages": [{"role": "user", "content": "What's the way to make a Python list?"}]}
+    async with client(app, policy=policy) as c:
+        await c.post(PATH, json=first, headers={"authorization": "Bearer a"})
+        other_tenant = await c.post(PATH, json=again, headers={"authorization": "Bearer b"})
+        same_tenant = await c.post(PATH, json=again, headers={"authorization": "Bearer a"})
+    assert other_tenant.headers["x-cache"] == "MISS"
+    assert same_tenant.headers["x-cache"] == "SEMANTIC-HIT"
+    assert float(same_tenant.headers["x-cache-similarity"]) >= 0.85
+    assert app.calls == 2
