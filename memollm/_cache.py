@@ -52,6 +52,7 @@ from .resilience.retry import RetryPolicy
 __all__ = ["LLMCache", "global_stats"]
 
 _MISS: Any = object()
+SHADOW_THRESHOLD = 0.90  # the cosine threshold shadow mode measures would-be hits at
 _caches: weakref.WeakSet[LLMCache] = weakref.WeakSet()
 _config = config._state
 
@@ -816,7 +817,7 @@ class LLMCache:
             )
             if semantic is not None
             else None,
-            threshold=policy.semantic if isinstance(policy.semantic, float) else _shadow_threshold(),
+            threshold=policy.semantic if isinstance(policy.semantic, float) else SHADOW_THRESHOLD,
             shadow=policy.semantic == "shadow",
         )
         self._plan = plan
@@ -1145,12 +1146,6 @@ def _memo_of(env: list[Any]) -> tuple[int, float | None, object] | None:
         # A stream replays its chunks, never the list itself.
         return env[1], env[3], tuple(value)
     return None
-
-
-def _shadow_threshold() -> float:
-    from .semantic.tier import SHADOW_THRESHOLD
-
-    return SHADOW_THRESHOLD
 
 
 def _unique(names: Iterable[str]) -> tuple[str, ...]:

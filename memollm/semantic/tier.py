@@ -17,9 +17,7 @@ from .embedder import BatchingEmbedder, EmbedderUnavailable, FastEmbedder, as_em
 from .index import Candidate, SemanticIndex
 from .learned import learned_verifier
 
-__all__ = ["SHADOW_THRESHOLD", "Pending", "SemanticTier", "default_embedder"]
-
-SHADOW_THRESHOLD = 0.90  # the threshold shadow mode measures would-be hits at
+__all__ = ["Pending", "SemanticTier", "default_embedder"]
 
 _default: BatchingEmbedder | None = None
 _default_lock = threading.Lock()
