@@ -325,7 +325,8 @@ class LLMCache:
                 raise
             return self._serve_stale(stale)
         if pending is not None and led:
-            self._semantic_store(plan, key, pending, result, data)
+            # Logging the vector may go to Redis or SQLite: not on the event loop's thread.
+            await asyncio.to_thread(self._semantic_store, plan, key, pending, result, data)
         return result if led else self._shared(result, data)
 
     def _gen_call(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -411,7 +412,7 @@ class LLMCache:
             if data is not None:
                 await self._awrite(plan, key, data)
             if pending is not None:
-                self._semantic_store(plan, key, pending, list(chunks), data)
+                await asyncio.to_thread(self._semantic_store, plan, key, pending, list(chunks), data)
 
         if key is None or not plan.single_flight:
             source = self._own_astream(plan, call, None if key is None else complete)
