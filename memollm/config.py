@@ -72,11 +72,6 @@ _state = _State()
 _guards: weakref.WeakKeyDictionary[Any, Guarded] = weakref.WeakKeyDictionary()
 
 
-def generation() -> int:
-    """A number that changes whenever configuration changes."""
-    return _state.generation
-
-
 def configure(pattern: str | None = None, /, **settings: Any) -> None:
     """Set policy settings from code.
 
