@@ -74,3 +74,61 @@ def test_the_command_is_installed(pairs_file: Path, model_path: str) -> None:
     out = subprocess.run(args, capture_output=True, text=True, env=env, check=False)
     assert out.returncode == 0, out.stderr
     assert "verified" in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--upstream", "ftp://nowhere"], "must be an http:// or https:// URL"),
+        (
+            ["--upstream", "http://127.0.0.1:9", "--redis", "mongodb://x"],
+            "--redis: cannot make a cache backend",
+        ),
+    ],
+    ids=["bad-upstream", "bad-redis"],
+)
+def test_serve_rejects_bad_options(args: list[str], message: str, tmp_path: Path) -> None:
+    """Serve refuses bad URLs with a clear error before starting."""
+    pytest.importorskip("uvicorn")
+    result = CliRunner().invoke(main, ["serve", "--sqlite", str(tmp_path / "p.db"), *args])
+    assert result.exit_code == 1
+    assert message in result.output
+
+
+def test_serve_runs_as_a_real_process(tmp_path: Path) -> None:
+    """`memollm serve` starts, answers a repeat from cache, and stops on SIGTERM."""
+    pytest.importorskip("uvicorn")
+    import httpx
+
+    from .helpers import eventually
+    from .servers import free_port
+    from .upstream import Upstream
+
+    upstream = Upstream().start()
+    port = free_port()
+    args = [sys.executable, "-m", "memollm.cli", "serve", "--upstream", upstream.url, "--port", str(port),
+            "--sqlite", str(tmp_path / "proxy.db")]  # fmt: skip
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        try:
+            return httpx.get(url + "/healthz", timeout=0.5).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        assert eventually(healthy, timeout=20)
+        body = {"model": "m", "messages": [{"role": "user", "content": "hello"}]}
+        first = httpx.post(url + "/v1/chat/completions", json=body)
+        second = httpx.post(url + "/v1/chat/completions", json=body)
+        assert (first.headers["x-cache"], second.headers["x-cache"]) == ("MISS", "HIT")
+        assert second.json() == first.json()
+        assert upstream.count == 1
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=15)
+        upstream.stop()
+    # uvicorn shuts down gracefully, then re-raises the SIGTERM it caught.
+    assert proc.returncode in (0, -15)
+    assert "Traceback" not in err
