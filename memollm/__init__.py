@@ -7,7 +7,7 @@ embedded SQLite file that survives restarts.
 
 from __future__ import annotations
 
-from ._cache import LLMCache
+from ._cache import LLMCache, stats_by_function
 from ._cache import global_stats as stats
 from ._control import Lookup, bypass, lookup, refresh, tenant
 from ._decorator import CachedFunction, cached_llm
@@ -24,14 +24,17 @@ from .errors import (
     TierUnavailableError,
     UncacheableArgumentError,
 )
+from .events import CacheEvent
 from .keys import KeyExplanation
-from .policy import Policy
+from .policy import AdaptiveTTL, Policy
 from .resilience.keypool import KeyPool, current_key
 from .resilience.retry import RetryPolicy
 
 __all__ = [
+    "AdaptiveTTL",
     "AllKeysExhaustedError",
     "BackendError",
+    "CacheEvent",
     "CacheStats",
     "CachedFunction",
     "CodecError",
@@ -55,6 +58,7 @@ __all__ = [
     "register_tier",
     "register_type",
     "stats",
+    "stats_by_function",
     "tenant",
 ]
 

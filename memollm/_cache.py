@@ -24,14 +24,19 @@ from collections.abc import (
     Iterator,
     Mapping,
 )
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import MethodType
 from typing import Any
 
+from cachetools import LRUCache
+
 from . import _wrapper, config
-from ._control import BYPASS, NORMAL, REFRESH, mode, note, record
-from ._log import logger, warn_once
-from ._stats import CacheStats, StatsRecorder
+from . import events as _events
+from ._control import BYPASS, NORMAL, REFRESH, Observation, mode, note, observe, record
+from ._control import _observe as _control_observe
+from ._log import logger, warn_limited, warn_once
+from ._stats import CacheStats, StatsRecorder, Tally, Worth
 from .backends import Backend
 from .backends.memory import MemoryBackend, MemoryItem
 from .codec import KIND_STREAM, KIND_VALUE, Codec, _resolve_return, restorable_types
@@ -43,15 +48,19 @@ from .errors import (
     UncacheableArgumentError,
 )
 from .keys import KeyBuilder, KeyExplanation, function_id
-from .policy import Policy
+from .policy import AdaptiveTTL, Policy
+from .pricing import cost_of
 from .resilience import retry as resilient
 from .resilience.flight import AsyncStreamFlights, SingleFlight, StreamFlights
 from .resilience.keypool import KeyPool
 from .resilience.retry import RetryPolicy
+from .usage import prompt_text, usage_of
 
-__all__ = ["LLMCache", "global_stats"]
+__all__ = ["LLMCache", "global_stats", "stats_by_function"]
 
 _MISS: Any = object()
+_NO_WORTH = Worth()
+_UNKNOWN: Any = -1.0  # an expiry not known to the caller of _warm
 SHADOW_THRESHOLD = 0.90  # the cosine threshold shadow mode measures would-be hits at
 _caches: weakref.WeakSet[LLMCache] = weakref.WeakSet()
 _config = config._state
@@ -83,6 +92,8 @@ class _Plan:
     vector_log: Any  # the guarded tier whose backend shares prompt vectors between processes
     threshold: float  # cosine threshold of semantic hits
     shadow: bool  # semantic lookups only measured, never served
+    adaptive: AdaptiveTTL | None  # hits lengthen hot entries' lifetimes
+    flat: bool  # memoised memory hits may take the flat path (no per-key bookkeeping needed)
 
     @property
     def resilient(self) -> bool:
@@ -133,6 +144,8 @@ class LLMCache:
         self._background: set[asyncio.Task[None]] = set()
         self._semantic: Any = None
         self._semantic_shape: tuple[object, ...] | None = None
+        self._heat: LRUCache[str, int] = LRUCache(maxsize=65_536)  # hits per key, for AdaptiveTTL
+        self._heat_lock = threading.Lock()
         self._build()  # surfaces a bad setting at decoration time
         _caches.add(self)
 
@@ -201,16 +214,22 @@ class LLMCache:
         (value, when it was stored) or None. For callers that computed the key themselves
         (the ASGI middleware's fast path); the full call path remains the authority.
         """
+        hooks = _events.hooks
+        started = time.perf_counter() if hooks else 0.0
         plan = self._current()
-        if plan.peek is None or not plan.enabled or mode() != NORMAL:
+        if not plan.flat or mode() != NORMAL:
             return None
-        item = plan.peek(key)
+        item = plan.peek(key)  # type: ignore[misc]  # flat implies peek
         if item is None:
             return None
         memo = _fresh_memo(item, KIND_VALUE, self._clock() + plan.refresh_window)
         if memo is None:
             return None
         next(plan.hits[0])
+        next(memo[3])
+        if hooks:
+            seen = Observation("hit", plan.names[0], None, time.perf_counter(), memo[4].worth)
+            _events.emit(_events.build(self.name, started, time.time(), seen))
         created = None if memo[1] is None or plan.ttl is None else memo[1] - plan.ttl
         return memo[2], created
 
@@ -238,8 +257,10 @@ class LLMCache:
         return _wrapper.wrap(func, call, self)
 
     def _sync_call(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if _events.hooks:
+            return self._observed(wrapped, instance, args, kwargs)
         plan = self._plan
-        if plan is not None and plan.peek is not None and plan.generation == _config.generation:
+        if plan is not None and plan.flat and plan.generation == _config.generation:
             # Flat path for the commonest hit: an immutable value memoised beside a memory
             # entry (see _fresh_memo). Anything unusual takes the full path.
             try:
@@ -247,7 +268,7 @@ class LLMCache:
             except Exception:  # noqa: BLE001 - the full path reports it
                 info = None
             if info is not None and not (info.sampled and plan.skip_sampled):
-                item = plan.peek(info.key)
+                item = plan.peek(info.key)  # type: ignore[misc]  # flat implies peek
                 if item is not None:
                     memo = item.memo
                     if (
@@ -256,10 +277,37 @@ class LLMCache:
                         and (memo[1] is None or memo[1] > self._clock() + plan.refresh_window)
                     ):
                         next(plan.hits[0])
+                        next(memo[3])
                         if record() is not None:
                             note("hit", plan.names[0])
                         return memo[2]
         return self._sync_full(wrapped, instance, args, kwargs)
+
+    def _observed(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The full path, gathering the call's :class:`~memollm.events.CacheEvent` for the hooks."""
+        wall, started = time.time(), time.perf_counter()
+        with observe() as seen:
+            try:
+                result = self._sync_full(wrapped, instance, args, kwargs)
+            except BaseException:
+                _events.emit(_events.build(self.name, started, wall, seen, failed=True))
+                raise
+        _events.emit(_events.build(self.name, started, wall, seen))
+        return result
+
+    async def _aobserved(
+        self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """Async :meth:`_observed`."""
+        wall, started = time.time(), time.perf_counter()
+        with observe() as seen:
+            try:
+                result = await self._async_full(wrapped, instance, args, kwargs)
+            except BaseException:
+                _events.emit(_events.build(self.name, started, wall, seen, failed=True))
+                raise
+        _events.emit(_events.build(self.name, started, wall, seen))
+        return result
 
     def _sync_full(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         plan, key, read = self._decide(instance, args, kwargs)
@@ -296,6 +344,13 @@ class LLMCache:
     async def _async_call(
         self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
+        if _events.hooks:
+            return await self._aobserved(wrapped, instance, args, kwargs)
+        return await self._async_full(wrapped, instance, args, kwargs)
+
+    async def _async_full(
+        self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
         plan, key, read = self._decide(instance, args, kwargs)
         call = (wrapped, args, kwargs)
         if key is None:
@@ -330,17 +385,78 @@ class LLMCache:
         return result if led else self._shared(result, data)
 
     def _gen_call(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if _events.hooks:
+            (plan, key, read), seen, started, wall = self._decide_observed(instance, args, kwargs)
+            stream = self._stream(plan, key, read, (wrapped, args, kwargs), instance=instance)
+            return self._observed_stream(stream, seen, started, wall)
         # Decided at call time, so bypass()/refresh() around the call (not the loop) count.
         plan, key, read = self._decide(instance, args, kwargs)
         return self._stream(plan, key, read, (wrapped, args, kwargs), instance=instance)
 
     def _agen_call(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if _events.hooks:
+            (plan, key, read), seen, started, wall = self._decide_observed(instance, args, kwargs)
+            stream = self._astream(plan, key, read, (wrapped, args, kwargs), instance=instance)
+            return self._aobserved_stream(stream, seen, started, wall)
         plan, key, read = self._decide(instance, args, kwargs)
         return self._astream(plan, key, read, (wrapped, args, kwargs), instance=instance)
 
+    def _decide_observed(
+        self, instance: object, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[tuple[_Plan, str | None, bool], Observation, float, float]:
+        """:meth:`_decide` for a stream whose event is wanted: (decision, observation, start times)."""
+        wall, started = time.time(), time.perf_counter()
+        with observe() as seen:
+            decision = self._decide(instance, args, kwargs)
+        return decision, seen, started, wall
+
+    def _observed_stream(
+        self, stream: Generator[Any, None, None], seen: Observation, started: float, wall: float
+    ) -> Iterator[Any]:
+        """``stream`` with its event emitted when it ends; each step runs with ``seen`` current.
+
+        The context variable is set around each step, not across yields: a generator's
+        caller owns the context between steps.
+        """
+        failed = False
+        try:
+            while True:
+                with _observing(seen):
+                    try:
+                        chunk = next(stream)
+                    except StopIteration:
+                        return
+                    except BaseException:
+                        failed = True
+                        raise
+                yield chunk
+        finally:
+            stream.close()
+            _events.emit(_events.build(self.name, started, wall, seen, failed=failed))
+
+    async def _aobserved_stream(
+        self, stream: AsyncGenerator[Any, None], seen: Observation, started: float, wall: float
+    ) -> AsyncIterator[Any]:
+        """Async :meth:`_observed_stream`."""
+        failed = False
+        try:
+            while True:
+                with _observing(seen):
+                    try:
+                        chunk = await stream.__anext__()
+                    except StopAsyncIteration:
+                        return
+                    except BaseException:
+                        failed = True
+                        raise
+                yield chunk
+        finally:
+            await stream.aclose()
+            _events.emit(_events.build(self.name, started, wall, seen, failed=failed))
+
     def _stream(
         self, plan: _Plan, key: str | None, read: bool, call: _Call, *, instance: object = None
-    ) -> Iterator[Any]:
+    ) -> Generator[Any, None, None]:
         chunks, stale, pending = _MISS, None, None
         if key is not None and read:
             chunks, _, stale = self._read(plan, key, KIND_STREAM)
@@ -350,10 +466,13 @@ class LLMCache:
         if chunks is not _MISS:
             yield from chunks
             return
+        started = time.perf_counter()
 
         def complete(chunks: list[Any]) -> None:
             assert key is not None
-            data = self._store(plan, key, list(chunks), KIND_STREAM)
+            worth = self._worth(plan, call, chunks, time.perf_counter() - started)
+            note("miss", worth=worth)
+            data = self._store(plan, key, list(chunks), KIND_STREAM, worth)
             if pending is not None:
                 self._semantic_store(plan, key, pending, list(chunks), data)
 
@@ -399,16 +518,19 @@ class LLMCache:
 
     async def _astream(
         self, plan: _Plan, key: str | None, read: bool, call: _Call, *, instance: object = None
-    ) -> AsyncIterator[Any]:
+    ) -> AsyncGenerator[Any, None]:
         chunks, stale, pending = await self._alookup_stream(plan, key, read, call, instance)
         if chunks is not _MISS:
             for chunk in chunks:
                 yield chunk
             return
+        started = time.perf_counter()
 
         async def complete(chunks: list[Any]) -> None:
             assert key is not None
-            data = self._encode(plan, list(chunks), KIND_STREAM)
+            worth = self._worth(plan, call, chunks, time.perf_counter() - started)
+            note("miss", worth=worth)
+            data = self._encode(plan, list(chunks), KIND_STREAM, worth)
             if data is not None:
                 await self._awrite(plan, key, data)
             if pending is not None:
@@ -548,8 +670,14 @@ class LLMCache:
                 pending.shadow, pending.shadow_value = candidate, found[0]
                 self._stats.add("shadow_hits")
                 return _MISS, pending
+            env = self._codec.envelope(found[1])
+            worth = Worth.from_meta(env[4])
             self._stats.hit("semantic")
-            note("semantic-hit", "semantic", candidate.similarity, self._codec.envelope(found[1])[2])
+            if worth is not None:
+                self._stats.saved(worth)
+            if plan.adaptive is not None:
+                self._warm(plan, candidate.key, kind)
+            note("semantic-hit", "semantic", candidate.similarity, env[2], worth)
             return found[0], None
         return _MISS, pending
 
@@ -595,9 +723,11 @@ class LLMCache:
                 found = self._await_other(plan, key)
                 if found is not None:
                     return found
+            started = time.perf_counter()
             result = self._upstream(plan, call)
-            note("miss")
-            return result, self._store(plan, key, result, KIND_VALUE)
+            worth = self._worth(plan, call, result, time.perf_counter() - started)
+            note("miss", worth=worth)
+            return result, self._store(plan, key, result, KIND_VALUE, worth)
         finally:
             if locked:
                 self._unlock(plan, key, token)
@@ -614,9 +744,11 @@ class LLMCache:
                 found = await self._await_other_async(plan, key)
                 if found is not None:
                     return found
+            started = time.perf_counter()
             result = await self._aupstream(plan, call)
-            note("miss")
-            data = self._encode(plan, result, KIND_VALUE)
+            worth = self._worth(plan, call, result, time.perf_counter() - started)
+            note("miss", worth=worth)
+            data = self._encode(plan, result, KIND_VALUE, worth)
             if data is not None:
                 await self._awrite(plan, key, data)
             return result, data
@@ -731,7 +863,10 @@ class LLMCache:
 
         def job() -> None:
             try:
-                self._store(plan, key, self._upstream(plan, call), KIND_VALUE)
+                started = time.perf_counter()
+                result = self._upstream(plan, call)
+                worth = self._worth(plan, call, result, time.perf_counter() - started)
+                self._store(plan, key, result, KIND_VALUE, worth)
                 self._stats.add("refreshes")
             except Exception as exc:  # noqa: BLE001 - the entry is still served until it expires
                 logger.debug("%s: background refresh failed: %r", self.name, exc)
@@ -747,8 +882,10 @@ class LLMCache:
 
         async def job() -> None:
             try:
+                started = time.perf_counter()
                 result = await self._aupstream(plan, call)
-                data = self._encode(plan, result, KIND_VALUE)
+                worth = self._worth(plan, call, result, time.perf_counter() - started)
+                data = self._encode(plan, result, KIND_VALUE, worth)
                 if data is not None:
                     await self._awrite(plan, key, data)
                 self._stats.add("refreshes")
@@ -820,6 +957,8 @@ class LLMCache:
             else None,
             threshold=policy.semantic if isinstance(policy.semantic, float) else SHADOW_THRESHOLD,
             shadow=policy.semantic == "shadow",
+            adaptive=policy.adaptive,
+            flat=type(tiers[0]) is MemoryBackend and policy.enabled and policy.adaptive is None,
         )
         self._plan = plan
         return plan
@@ -950,7 +1089,9 @@ class LLMCache:
                 # Copy a lower tier's hit upwards with the TTL it has left, never a fresh one.
                 remaining = _remaining(plan, env[3], now)
                 self._each(plan, lambda up: up.set(key, data, remaining), upto=index)  # noqa: B023 - runs now
-            return self._hit(plan, index, env[5], env[2]), env[3], None
+            if plan.adaptive is not None:
+                self._warm(plan, key, kind, env[3])
+            return self._hit(plan, index, env[5], env[2], Worth.from_meta(env[4])), env[3], None
         self._stats.add("misses")
         note("miss")
         return _MISS, None, stale
@@ -985,7 +1126,9 @@ class LLMCache:
             if index:
                 remaining = _remaining(plan, env[3], now)
                 await self._aeach(plan, lambda up: up.aset(key, data, remaining), upto=index)  # noqa: B023 - runs now
-            return self._hit(plan, index, env[5], env[2]), env[3], None
+            if plan.adaptive is not None:
+                await asyncio.to_thread(self._warm, plan, key, kind, env[3])
+            return self._hit(plan, index, env[5], env[2], Worth.from_meta(env[4])), env[3], None
         self._stats.add("misses")
         note("miss")
         return _MISS, None, stale
@@ -999,21 +1142,94 @@ class LLMCache:
             return None, None
         memo = _fresh_memo(item, kind, now)
         if memo is not None:
-            return (self._hit(plan, 0, memo[2]), memo[1], None), None
+            if plan.adaptive is not None:
+                self._warm(plan, key, kind, memo[1])
+            return (self._hit(plan, 0, memo[2], None, memo[4]), memo[1], None), None
         env = self._accept(item.data, kind)
         if env is True:
             plan.tiers[0].delete(key)
         elif env is not False:
             if _live(env, now):
-                item.memo = _memo_of(env)
-                return (self._hit(plan, 0, env[5], env[2]), env[3], None), None
+                memo = item.memo = self._memo_of(env)
+                if plan.adaptive is not None:
+                    self._warm(plan, key, kind, env[3])
+                if memo is not None:
+                    return (self._hit(plan, 0, env[5], env[2], memo[4]), env[3], None), None
+                return (self._hit(plan, 0, env[5], env[2], Worth.from_meta(env[4])), env[3], None), None
             return None, _stale(plan, env, now)
         return None, None
 
-    def _hit(self, plan: _Plan, index: int, value: Any = None, created: float | None = None) -> Any:
+    def _hit(
+        self, plan: _Plan, index: int, value: Any, created: float | None, worth: Worth | Tally | None
+    ) -> Any:
+        """Count a hit in tier ``index`` and what it saved; return ``value``."""
         next(plan.hits[index])
-        note("hit", plan.names[index], created=created)
+        if type(worth) is Tally:
+            next(worth.count)
+            worth = worth.worth
+        elif worth is not None:
+            self._stats.saved(worth)  # type: ignore[arg-type]  # a Worth here
+        note("hit", plan.names[index], created=created, worth=worth)
         return value
+
+    def _memo_of(self, env: list[Any]) -> tuple[Any, ...] | None:
+        """(kind, expires, value, hit count, tally) to keep beside a memory entry, if sharing is safe."""
+        value = _shareable(env)
+        if value is _MISS:
+            return None
+        tally = self._stats.tally(Worth.from_meta(env[4]) or _NO_WORTH)
+        return env[1], env[3], value, tally.count, tally
+
+    # -- adaptive TTL -------------------------------------------------------------------
+
+    def _warm(self, plan: _Plan, key: str, kind: int, expires: float | None = _UNKNOWN) -> None:
+        """Count a hit on ``key``; once it is hot and near expiry, move its expiry out (within the cap).
+
+        Each process counts the hits it serves. A hot entry is rewritten when less than half
+        of ``hot`` is left, so at most about twice per ``hot`` seconds, never on every hit.
+        """
+        adaptive = plan.adaptive
+        assert adaptive is not None
+        with self._heat_lock:
+            hits = self._heat.get(key, 0) + 1
+            self._heat[key] = hits
+        if hits < adaptive.hot_after:
+            return
+        now = self._clock()
+        if expires is not _UNKNOWN and (expires is None or expires - now >= adaptive.hot / 2):
+            return
+        found = self._quiet_read(plan, key, kind)
+        if found is None:
+            return
+        _, created, expires, meta, value = self._codec.envelope(found[1])[1:]
+        target = min(now + adaptive.hot, created + adaptive.cap)
+        if expires is None or expires - now >= adaptive.hot / 2 or target <= expires:
+            return
+        try:
+            data = self._codec.encode(value, kind=kind, created=created, expires=target, meta=meta)
+        except CodecError:
+            return
+        ttl = target - now + (plan.stale or 0.0)
+        self._each(plan, lambda tier: tier.set(key, data, ttl))
+
+    # -- savings ------------------------------------------------------------------------
+
+    def _worth(self, plan: _Plan, call: _Call, result: Any, latency: float) -> Worth | None:
+        """What a hit on this fresh result will save: its call's tokens, cost and duration."""
+        try:
+            _, args, kwargs = call
+            model = kwargs.get("model")
+            if model is None:
+                model = next((a.get("model") for a in args if isinstance(a, Mapping)), None)
+            model = model if isinstance(model, str) else None
+            prompt = prompt_text((*args, *kwargs.values()))
+            usage = (plan.policy.usage or usage_of)(result, prompt, model)
+            return Worth(
+                usage.input_tokens, usage.output_tokens, usage.estimated, usage.model, latency, cost_of(usage)
+            )
+        except Exception as exc:  # noqa: BLE001 - savings are reporting; the call must go on
+            warn_limited(("usage", self.name), "%s: could not count a result's tokens: %r", self.name, exc)
+            return None
 
     def _quiet_read(self, plan: _Plan, key: str, kind: int) -> tuple[Any, bytes] | None:
         """A live entry's value and bytes, without counting a lookup (for re-checks and waits)."""
@@ -1045,14 +1261,16 @@ class LLMCache:
                     return env[5], data
         return None
 
-    def _store(self, plan: _Plan, key: str, value: Any, kind: int) -> bytes | None:
+    def _store(
+        self, plan: _Plan, key: str, value: Any, kind: int, worth: Worth | None = None
+    ) -> bytes | None:
         """Encode and write a result; its bytes, or None if it was not stored."""
-        data = self._encode(plan, value, kind)
+        data = self._encode(plan, value, kind, worth)
         if data is not None:
             self._write(plan, key, data)
         return data
 
-    def _encode(self, plan: _Plan, value: Any, kind: int) -> bytes | None:
+    def _encode(self, plan: _Plan, value: Any, kind: int, worth: Worth | None = None) -> bytes | None:
         policy = plan.policy
         if policy.cache_if is not None:
             try:
@@ -1071,11 +1289,15 @@ class LLMCache:
         ttl = plan.ttl
         try:
             return self._codec.encode(
-                value, kind=kind, created=now, expires=None if ttl is None else now + ttl
+                value,
+                kind=kind,
+                created=now,
+                expires=None if ttl is None else now + ttl,
+                meta=None if worth is None else {"u": worth.meta()},
             )
         except CodecError as exc:
             if not self._types_resolved and self._resolve_types():
-                return self._encode(plan, value, kind)
+                return self._encode(plan, value, kind, worth)
             self._stats.add("errors")
             if policy.strict:
                 raise
@@ -1129,24 +1351,33 @@ class LLMCache:
 _IMMUTABLE = frozenset({str, bytes, int, float, bool, type(None)})
 
 
-def _fresh_memo(item: MemoryItem, kind: int, now: float) -> tuple[int, float | None, object] | None:
+def _fresh_memo(item: MemoryItem, kind: int, now: float) -> tuple[Any, ...] | None:
     memo = item.memo
     if memo is not None and memo[0] == kind and (memo[1] is None or memo[1] > now):
         return memo
     return None
 
 
-def _memo_of(env: list[Any]) -> tuple[int, float | None, object] | None:
-    """The (kind, expires, value) to keep beside a memory entry, if sharing the value is safe."""
+def _shareable(env: list[Any]) -> Any:
+    """The entry's value if every caller may share one decoded copy of it, else _MISS."""
     value = env[5]
     if type(value) in _IMMUTABLE:
-        return env[1], env[3], value
+        return value
     if type(value) is tuple and _IMMUTABLE.issuperset(map(type, value)):
-        return env[1], env[3], value
+        return value
     if env[1] == KIND_STREAM and _IMMUTABLE.issuperset(map(type, value)):
         # A stream replays its chunks, never the list itself.
-        return env[1], env[3], tuple(value)
-    return None
+        return tuple(value)
+    return _MISS
+
+
+@contextmanager
+def _observing(seen: Observation) -> Iterator[None]:
+    token = _control_observe.set(seen)
+    try:
+        yield
+    finally:
+        _control_observe.reset(token)
 
 
 def _unique(names: Iterable[str]) -> tuple[str, ...]:
@@ -1190,6 +1421,14 @@ async def _afirst(stream: Any) -> tuple[Any, Any]:
         return await stream.__anext__(), stream
     except StopAsyncIteration:
         return _END, stream
+
+
+def stats_by_function() -> dict[str, CacheStats]:
+    """A snapshot of every live cached function's stats, by name (same names are combined)."""
+    groups: dict[str, list[CacheStats]] = {}
+    for cache in list(_caches):
+        groups.setdefault(cache.name, []).append(cache.stats())
+    return {name: CacheStats.combine(parts) for name, parts in sorted(groups.items())}
 
 
 def global_stats() -> CacheStats:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
-    "BYPASS", "NORMAL", "REFRESH", "Lookup", "bypass", "current_tenant", "lookup", "mode", "note", "record",
-    "refresh", "tenant",
+    "BYPASS", "NORMAL", "REFRESH", "Lookup", "Observation", "bypass", "current_tenant", "lookup", "mode",
+    "note", "observe", "observing", "record", "refresh", "tenant",
 ]  # fmt: skip
 
 NORMAL = 0
@@ -89,13 +91,54 @@ def lookup() -> Iterator[Lookup]:
         _record.reset(token)
 
 
+@dataclass(slots=True)
+class Observation:
+    """What one call did, gathered for its :class:`~memollm.events.CacheEvent`.
+
+    ``looked`` is when the lookup ended (the first outcome noted); ``worth`` is the
+    :class:`~memollm._stats.Worth` of the entry served, or of the fresh result stored.
+    """
+
+    outcome: str | None = None
+    tier: str | None = None
+    similarity: float | None = None
+    looked: float | None = None
+    worth: Any = None
+
+
+_observe: ContextVar[Observation | None] = ContextVar("memollm_observe", default=None)
+observing = _observe.get
+
+
+@contextmanager
+def observe() -> Iterator[Observation]:
+    """Gather what the cached call made in this block does (one call; nested calls have their own)."""
+    seen = Observation()
+    token = _observe.set(seen)
+    try:
+        yield seen
+    finally:
+        _observe.reset(token)
+
+
 def note(
-    outcome: str, tier: str | None = None, similarity: float | None = None, created: float | None = None
+    outcome: str,
+    tier: str | None = None,
+    similarity: float | None = None,
+    created: float | None = None,
+    worth: Any = None,
 ) -> None:
-    """Write to the active :func:`lookup` record, if there is one."""
+    """Write to the active :func:`lookup` record and call observation, if there are any."""
     seen = _record.get()
     if seen is not None:
         seen.outcome, seen.tier, seen.similarity, seen.created = outcome, tier, similarity, created
+    obs = _observe.get()
+    if obs is not None:
+        if obs.looked is None:
+            obs.looked = time.perf_counter()
+        obs.outcome, obs.tier, obs.similarity = outcome, tier, similarity
+        if worth is not None:
+            obs.worth = worth
 
 
 _tenant: ContextVar[object] = ContextVar("memollm_tenant", default=None)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, Protocol, Ty
 
 from ._cache import LLMCache
 from .errors import ConfigError
-from .policy import Policy
+from .policy import AdaptiveTTL, Policy
 
 if TYPE_CHECKING:
     from .backends import Backend
@@ -54,7 +54,7 @@ def cached_llm(
     *,
     policy: Policy | None = None,
     name: str | None = None,
-    ttl: float | timedelta | _Unset | None = UNSET,
+    ttl: float | timedelta | AdaptiveTTL | _Unset | None = UNSET,
     namespace: str | _Unset = UNSET,
     tiers: Iterable[str | Backend] | str | _Unset = UNSET,
     semantic: float | Literal["shadow"] | _Unset | None = UNSET,
@@ -74,6 +74,13 @@ def cached_llm(
     lock_timeout: float | _Unset = UNSET,
     stale_ttl: float | _Unset | None = UNSET,
     refresh_ahead: float | _Unset | None = UNSET,
+    scope: Callable[[], object] | _Unset | None = UNSET,
+    prompt_arg: str | _Unset | None = UNSET,
+    embedder: Any = UNSET,
+    verify: Callable[[str, str, float], bool] | bool | _Unset | None = UNSET,
+    semantic_top_k: int | _Unset = UNSET,
+    semantic_max_entries: int | _Unset = UNSET,
+    usage: Callable[[Any, str, str | None], Any] | _Unset | None = UNSET,
 ) -> Callable[[Callable[P, R]], CachedFunction[P, R]]: ...
 
 
@@ -99,7 +106,8 @@ def cached_llm(
             ``semantic``, ``cache_if``, ``sampled``, ``strict``, ``version``, ``ignore``,
             ``key``, ``max_entry_bytes``, ``enabled``, ``retry``, ``keys``, ``key_param``,
             ``single_flight``, ``distributed``, ``lock_timeout``, ``stale_ttl``,
-            ``refresh_ahead``.
+            ``refresh_ahead``, ``scope``, ``prompt_arg``, ``embedder``, ``verify``,
+            ``semantic_top_k``, ``semantic_max_entries``, ``usage``.
 
     Returns:
         The wrapped function, with an :class:`LLMCache` as its ``cache`` attribute:

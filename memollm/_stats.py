@@ -4,11 +4,60 @@ from __future__ import annotations
 
 import itertools
 import threading
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
-__all__ = ["CacheStats", "StatsRecorder"]
+__all__ = ["CacheStats", "StatsRecorder", "Tally", "Worth"]
+
+
+@dataclass(frozen=True, slots=True)
+class Worth:
+    """What one hit on a stored entry saves: the tokens, money and time of the call that made it.
+
+    ``cost`` is ``None`` when the model has no price; ``estimated`` when the tokens were
+    estimated from text rather than reported by the response.
+    """
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    estimated: bool = False
+    model: str | None = None
+    latency: float = 0.0
+    cost: float | None = None
+
+    @classmethod
+    def from_meta(cls, meta: Mapping[str, Any]) -> Worth | None:
+        """The worth recorded in an envelope's metadata (see ``_cache``), if any and well-formed."""
+        raw = meta.get("u")
+        if not (isinstance(raw, list) and len(raw) == 5):
+            return None
+        tin, tout, est, model, latency = raw
+        if not (isinstance(tin, int) and isinstance(tout, int) and isinstance(latency, (int, float))):
+            return None
+        from .pricing import cost_of
+        from .usage import Usage
+
+        model = model if isinstance(model, str) else None
+        usage = Usage(max(tin, 0), max(tout, 0), bool(est), model)
+        cost = cost_of(usage)
+        return cls(usage.input_tokens, usage.output_tokens, usage.estimated, model, float(latency), cost)
+
+    def meta(self) -> list[Any]:
+        """The form kept in an envelope's metadata."""
+        return [self.input_tokens, self.output_tokens, self.estimated, self.model, round(self.latency, 6)]
+
+
+class Tally:
+    """Hits on one memoised entry, counted without a lock and folded into the stats later."""
+
+    __slots__ = ("__weakref__", "count", "worth")
+
+    def __init__(self, worth: Worth) -> None:
+        self.count = itertools.count()
+        self.worth = worth
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +73,12 @@ class CacheStats:
     call; ``refreshes`` counts background refreshes; ``shadow_hits`` counts semantic hits
     shadow mode would have served, and ``shadow_mismatches`` those whose fresh answer
     differed from the one that would have been served.
+
+    Savings: each hit saves what the call that stored its entry spent. ``*_tokens_saved``
+    add up those calls' tokens (``estimated_tokens_saved`` of them were estimated from
+    text, not reported); ``cost_saved`` their price in US dollars; ``latency_saved`` their
+    duration in seconds. Hits on entries whose model has no price count in
+    ``unpriced_hits`` (and name the model in ``unpriced_models``), not in ``cost_saved``.
     """
 
     hits: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
@@ -40,6 +95,18 @@ class CacheStats:
     refreshes: int = 0
     shadow_hits: int = 0
     shadow_mismatches: int = 0
+    input_tokens_saved: int = 0
+    output_tokens_saved: int = 0
+    estimated_tokens_saved: int = 0
+    cost_saved: float = 0.0
+    latency_saved: float = 0.0
+    unpriced_hits: int = 0
+    unpriced_models: frozenset[str] = frozenset()
+
+    @property
+    def tokens_saved(self) -> int:
+        """Input plus output tokens hits did not spend."""
+        return self.input_tokens_saved + self.output_tokens_saved
 
     @property
     def hit_count(self) -> int:
@@ -61,18 +128,24 @@ class CacheStats:
     def combine(cls, parts: Iterable[CacheStats]) -> CacheStats:
         """Add several snapshots together."""
         hits: dict[str, int] = {}
-        totals = dict.fromkeys(_COUNTERS, 0)
+        totals: dict[str, Any] = dict.fromkeys(_COUNTERS + _SAVINGS, 0)
+        unpriced: set[str] = set()
         for part in parts:
             for tier, n in part.hits.items():
                 hits[tier] = hits.get(tier, 0) + n
-            for name in _COUNTERS:
+            for name in _COUNTERS + _SAVINGS:
                 totals[name] += getattr(part, name)
-        return cls(hits=MappingProxyType(hits), **totals)
+            unpriced |= part.unpriced_models
+        return cls(hits=MappingProxyType(hits), unpriced_models=frozenset(unpriced), **totals)
 
 
 _COUNTERS = (
     "misses", "stores", "bypasses", "errors", "corrupt", "uncacheable", "skipped",
     "retries", "stale", "coalesced", "refreshes", "shadow_hits", "shadow_mismatches",
+)  # fmt: skip
+_SAVINGS = (
+    "input_tokens_saved", "output_tokens_saved", "estimated_tokens_saved", "cost_saved", "latency_saved",
+    "unpriced_hits",
 )  # fmt: skip
 
 
@@ -83,10 +156,14 @@ class StatsRecorder:
     GIL, so the hit path counts without taking a lock.
     """
 
-    __slots__ = ("_base", "_counts", "_hits", "_lock")
+    __slots__ = ("_base", "_counts", "_hits", "_live", "_lock", "_saved", "_unpriced")
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        # Re-entrant: a Tally's weakref callback folds it in whichever thread drops it last.
+        self._lock = threading.RLock()
+        self._saved: dict[str, Any] = dict.fromkeys(_SAVINGS, 0)
+        self._unpriced: set[str] = set()
+        self._live: dict[weakref.ref[Tally], tuple[itertools.count[int], Worth, list[int]]] = {}
         self._hits: dict[str, itertools.count[int]] = {}
         self._counts = {name: itertools.count() for name in _COUNTERS}
         # reset() records where each counter stood; counters themselves are never replaced,
@@ -109,19 +186,68 @@ class StatsRecorder:
         """Count one more of ``counter`` (one of the CacheStats counters)."""
         next(self._counts[counter])
 
+    def saved(self, worth: Worth, hits: int = 1) -> None:
+        """Add what ``hits`` hits on an entry of this ``worth`` saved."""
+        if hits <= 0:
+            return
+        with self._lock:
+            saved = self._saved
+            saved["input_tokens_saved"] += hits * worth.input_tokens
+            saved["output_tokens_saved"] += hits * worth.output_tokens
+            if worth.estimated:
+                saved["estimated_tokens_saved"] += hits * (worth.input_tokens + worth.output_tokens)
+            saved["latency_saved"] += hits * worth.latency
+            if worth.cost is not None:
+                saved["cost_saved"] += hits * worth.cost
+            elif worth.input_tokens or worth.output_tokens:
+                saved["unpriced_hits"] += hits
+                self._unpriced.add(worth.model or "unknown model")
+
+    def tally(self, worth: Worth) -> Tally:
+        """A lock-free hit counter for one memoised entry: ``next(tally.count)`` per hit."""
+        tally = Tally(worth)
+        with self._lock:
+            self._live[weakref.ref(tally, self._fold_dead)] = (tally.count, worth, [0])
+        return tally
+
+    def _fold_dead(self, ref: weakref.ref[Tally]) -> None:
+        with self._lock:
+            entry = self._live.pop(ref, None)
+            if entry is not None:
+                self._fold(entry)
+
+    def _fold(self, entry: tuple[itertools.count[int], Worth, list[int]]) -> None:
+        count, worth, seen = entry
+        now = _value(count)
+        self.saved(worth, now - seen[0])
+        seen[0] = now
+
     def snapshot(self) -> CacheStats:
         """Return the current counts."""
         with self._lock:
+            for entry in list(self._live.values()):
+                self._fold(entry)
             base = self._base
             hits = {t: _value(c) - base.get(("hit", t), 0) for t, c in self._hits.items()}
             counts = {n: _value(c) - base.get(("n", n), 0) for n, c in self._counts.items()}
-        return CacheStats(hits=MappingProxyType({t: n for t, n in hits.items() if n}), **counts)
+            saved = dict(self._saved)
+            unpriced = frozenset(self._unpriced)
+        return CacheStats(
+            hits=MappingProxyType({t: n for t, n in hits.items() if n}),
+            unpriced_models=unpriced,
+            **counts,
+            **saved,
+        )
 
     def reset(self) -> None:
         """Set every counter back to zero."""
         with self._lock:
+            for entry in list(self._live.values()):
+                self._fold(entry)
             self._base = {("hit", t): _value(c) for t, c in self._hits.items()}
             self._base.update({("n", n): _value(c) for n, c in self._counts.items()})
+            self._saved = dict.fromkeys(_SAVINGS, 0)
+            self._unpriced = set()
 
 
 def _value(counter: itertools.count[int]) -> int:

@@ -16,14 +16,53 @@ if TYPE_CHECKING:
     from .resilience.keypool import KeyPool
     from .resilience.retry import RetryPolicy
 
-__all__ = ["Policy"]
+__all__ = ["AdaptiveTTL", "Policy"]
 
 _NAMESPACE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 _TIER_NAME = re.compile(r"^[a-z][a-z0-9_\-]{0,31}$")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 # Settings that hold code cannot come from a file or the environment.
-_CODE_ONLY = frozenset({"cache_if", "key", "keys", "scope", "embedder", "verify"})
+_CODE_ONLY = frozenset({"cache_if", "key", "keys", "scope", "embedder", "verify", "usage"})
+
+
+@dataclass(frozen=True, slots=True)
+class AdaptiveTTL:
+    """A TTL that hot entries earn: the long tail keeps ``base``, popular entries live longer.
+
+    An entry starts with ``base`` seconds. Once it has been hit ``hot_after`` times (hits
+    seen by this process), its expiry moves to ``hot`` seconds from that moment, and keeps
+    moving while it stays popular; but never past ``max_ttl`` seconds from its creation,
+    so a popular answer is still re-asked at least that often. ``max_ttl`` defaults to
+    ``hot``.
+
+    For example ``AdaptiveTTL(base=600, hot=86400, hot_after=3)``: questions asked once or
+    twice are cached for ten minutes, hot questions for up to a day.
+    """
+
+    base: float = 600.0
+    hot: float = 86400.0
+    hot_after: int = 3
+    max_ttl: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("base", "hot"):
+            _check_seconds(f"AdaptiveTTL.{name}", getattr(self, name))
+        if self.hot < self.base:
+            raise ConfigError(f"AdaptiveTTL.hot ({self.hot}) must be at least base ({self.base})")
+        if isinstance(self.hot_after, bool) or not isinstance(self.hot_after, int) or self.hot_after < 1:
+            raise ConfigError(f"AdaptiveTTL.hot_after must be a positive int, got {self.hot_after!r}")
+        if self.max_ttl is None:
+            object.__setattr__(self, "max_ttl", float(self.hot))
+        else:
+            _check_seconds("AdaptiveTTL.max_ttl", self.max_ttl)
+            if self.max_ttl < self.base:
+                raise ConfigError(f"AdaptiveTTL.max_ttl ({self.max_ttl}) must be at least base ({self.base})")
+
+    @property
+    def cap(self) -> float:
+        """Seconds from creation no entry outlives."""
+        return float(self.max_ttl)  # type: ignore[arg-type]  # set in __post_init__
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +70,8 @@ class Policy:
     """How a function's results are cached.
 
     Args:
-        ttl: Seconds (or a ``timedelta``) an entry stays fresh; ``None`` never expires.
+        ttl: Seconds (or a ``timedelta``) an entry stays fresh; ``None`` never expires; an
+            :class:`AdaptiveTTL` for lifetimes that grow with popularity.
         namespace: Groups entries so they can be cleared together; part of every key.
         tiers: Cache tiers to read through, fastest first: names (``"memory"``) or
             backend objects.
@@ -70,9 +110,12 @@ class Policy:
             candidate must pass; ``None`` for the built-in guards, ``False`` for none.
         semantic_top_k: Candidates a semantic lookup considers.
         semantic_max_entries: Prompts kept per semantic partition (least recently used go).
+        usage: ``usage(result, prompt, model) -> memollm.usage.Usage``, the tokens a result
+            cost, for the savings in stats and events; default :func:`memollm.usage.usage_of`
+            (OpenAI- or Anthropic-style ``usage`` when present, else estimated).
     """
 
-    ttl: float | timedelta | None = 3600.0
+    ttl: float | timedelta | AdaptiveTTL | None = 3600.0
     namespace: str = "default"
     tiers: tuple[str | Backend, ...] = ("memory",)
     semantic: float | Literal["shadow"] | None = None
@@ -98,6 +141,7 @@ class Policy:
     verify: Callable[[str, str, float], bool] | bool | None = None
     semantic_top_k: int = 5
     semantic_max_entries: int = 10_000
+    usage: Callable[[Any, str, str | None], Any] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ttl", _check_ttl(self.ttl))
@@ -108,7 +152,7 @@ class Policy:
             )
         object.__setattr__(self, "tiers", _check_tiers(self.tiers))
         object.__setattr__(self, "semantic", _check_semantic(self.semantic))
-        for name in ("cache_if", "key"):
+        for name in ("cache_if", "key", "usage"):
             value = getattr(self, name)
             if value is not None and not callable(value):
                 raise ConfigError(f"{name} must be callable or None, got {value!r}")
@@ -163,8 +207,15 @@ class Policy:
 
     @property
     def ttl_seconds(self) -> float | None:
-        """The TTL as seconds (``None`` when entries never expire)."""
+        """The TTL new entries get, as seconds (``None`` when entries never expire)."""
+        if isinstance(self.ttl, AdaptiveTTL):
+            return self.ttl.base
         return self.ttl  # type: ignore[return-value]  # normalised in __post_init__
+
+    @property
+    def adaptive(self) -> AdaptiveTTL | None:
+        """The :class:`AdaptiveTTL`, when the TTL is one."""
+        return self.ttl if isinstance(self.ttl, AdaptiveTTL) else None
 
     def replace(self, **changes: Any) -> Policy:
         """Return a copy with ``changes`` applied and validated."""
@@ -200,7 +251,14 @@ class Policy:
 _FIELDS = tuple(f.name for f in fields(Policy))
 
 
-def _check_ttl(ttl: object) -> float | None:
+def _check_ttl(ttl: object) -> float | AdaptiveTTL | None:
+    if isinstance(ttl, AdaptiveTTL):
+        return ttl
+    if isinstance(ttl, Mapping):  # a table in a config file: {base = 600, hot = 86400, ...}
+        try:
+            return AdaptiveTTL(**ttl)
+        except TypeError as exc:
+            raise ConfigError(f"ttl table must hold base, hot, hot_after and max_ttl: {exc}") from None
     if isinstance(ttl, timedelta):
         ttl = ttl.total_seconds()
     if ttl is None:

@@ -27,6 +27,8 @@ def _isolated_config(
         if name.startswith("MEMOLLM_"):
             monkeypatch.delenv(name)
     config.reset()
+    # Token estimates use the documented heuristic, whether or not tiktoken is installed.
+    monkeypatch.setattr("memollm.usage._state", "off")
     yield
     config.reset()
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import sys
 import threading
 from typing import Any
 
@@ -723,3 +724,14 @@ class TestAsyncTiers:
         assert stats.corrupt == 1
         assert stats.hits == {"memory": 1}
         assert "slow" in warnings_log.text
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="typing.get_overloads is new in 3.11")
+def test_the_typed_signature_lists_every_policy_field() -> None:
+    """Type checkers see every Policy field as a keyword of cached_llm(...)."""
+    import dataclasses
+    import typing
+
+    with_settings = typing.get_overloads(memollm.cached_llm)[1]
+    keywords = set(inspect.signature(with_settings).parameters) - {"wrapped", "policy", "name"}
+    assert keywords == {f.name for f in dataclasses.fields(memollm.Policy)}

@@ -11,11 +11,15 @@ def test_all_is_sorted_and_complete() -> None:
         "codec",
         "config",
         "errors",
+        "events",
+        "metrics",
         "keys",
         "policy",
+        "pricing",
         "resilience",
         "semantic",
         "testing",
+        "usage",
     }
     assert memollm.__all__ == sorted(memollm.__all__)
     assert public - modules - {"annotations"} == set(memollm.__all__)

@@ -16,6 +16,7 @@ from typing import Any
 from .._control import bypass, lookup, refresh, tenant
 from .._decorator import cached_llm
 from ..policy import Policy
+from ..usage import Usage, json_body_usage, sse_usage, usage_of
 
 __all__ = ["DEFAULT_PATHS", "CacheMiddleware"]
 
@@ -161,6 +162,7 @@ class CacheMiddleware:
             namespace=namespace,
             ttl=max_age if max_age else self.policy.ttl,
             cache_if=_stored_if_200,
+            usage=self.policy.usage or _response_usage,
         )
 
         @cached_llm(policy=policy, name="memollm.asgi.response")
@@ -235,6 +237,15 @@ def _cache_control(raw: bytes) -> dict[str, Any]:
         elif name:
             out[name] = True
     return out
+
+
+def _response_usage(result: Any, prompt: str, model: str | None) -> Usage:
+    """Tokens of a stored response: its JSON body's ``usage``, or its SSE chunks'."""
+    if isinstance(result, tuple) and len(result) == 3 and isinstance(result[2], bytes):
+        return json_body_usage(result[2], model, prompt)
+    if isinstance(result, list):  # a stream: (status, headers), then body chunks
+        return sse_usage([b"".join(c for c in result[1:] if isinstance(c, bytes))], model, prompt)
+    return usage_of(result, prompt, model)
 
 
 def _stored_if_200(result: Any) -> bool:

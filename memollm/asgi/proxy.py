@@ -140,7 +140,33 @@ async def _json(send: Send, status: int, payload: dict[str, Any]) -> None:
 
 
 def metrics_text() -> str:
-    """The counters of every cached function, in the Prometheus text format."""
+    """Every cached function's metrics in the Prometheus text format.
+
+    With prometheus-client installed (the ``prometheus`` extra): :mod:`memollm.metrics.prometheus`
+    on a registry of the proxy's own, histograms included. Without it, the totals over all
+    functions, written by hand in the same format.
+    """
+    try:
+        from ..metrics import prometheus
+    except ImportError:
+        return _plain_metrics()
+    return prometheus.exposition(_registry(prometheus)).decode()
+
+
+_own_registry: Any = None
+
+
+def _registry(prometheus: Any) -> Any:
+    global _own_registry  # noqa: PLW0603 - one registry per process, made on first use
+    if _own_registry is None:
+        from prometheus_client import CollectorRegistry
+
+        _own_registry = CollectorRegistry()
+        prometheus.install(_own_registry)
+    return _own_registry
+
+
+def _plain_metrics() -> str:
     stats = global_stats()
     lines = [
         "# HELP memollm_hits_total Cache hits, by tier.",
@@ -168,4 +194,10 @@ def build_app(
 ) -> CacheMiddleware:
     """The ``memollm serve`` app: the caching middleware in front of the forwarding proxy."""
     proxy = Proxy(upstream, max_body=max_body, keys=keys)
+    try:  # histograms need the event hook from the first request on
+        from ..metrics import prometheus
+
+        _registry(prometheus)
+    except ImportError:
+        pass
     return CacheMiddleware(proxy, policy=policy, tenant_header=tenant_header, max_body=max_body)

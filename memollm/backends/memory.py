@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from cachetools import Cache, LRUCache
 
@@ -26,7 +27,7 @@ class MemoryItem:
     def __init__(self, data: bytes, expires: float | None) -> None:
         self.data = data
         self.expires = expires
-        self.memo: tuple[int, float | None, object] | None = None
+        self.memo: tuple[Any, ...] | None = None
 
 
 def _size(item: MemoryItem) -> int:

@@ -1,0 +1,154 @@
+"""A :class:`CacheEvent` for every cached call, delivered to the hooks you register.
+
+For example, to log slow lookups::
+
+    def watch(event: memollm.CacheEvent) -> None:
+        if event.latency > 0.05:
+            log.warning("slow %s lookup on %s", event.outcome, event.function)
+
+    memollm.events.subscribe(watch)
+
+Hooks are plain callables run synchronously on the caller's thread, after the lookup
+and (on a miss) the call; keep them fast. A hook that raises is logged, rate-limited,
+and never breaks the call. With no hook registered no event is built at all, so the
+hit path pays nothing. Running totals (hit rate by tier, tokens, money and time saved)
+need no hook: they are :func:`memollm.stats` and :func:`memollm.stats_by_function`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ._log import warn_limited
+
+__all__ = ["OUTCOMES", "CacheEvent", "Hook", "emit", "subscribe", "unsubscribe"]
+
+OUTCOMES = frozenset({"hit", "semantic-hit", "miss", "stale", "bypass", "error"})
+
+
+@dataclass(frozen=True, slots=True)
+class CacheEvent:
+    """What one cached call did.
+
+    Attributes:
+        function: the cached function's name (``fn.cache.name``).
+        outcome: ``"hit"``, ``"semantic-hit"``, ``"miss"``, ``"stale"`` (the call failed and
+            an expired entry was served), ``"bypass"`` (``bypass()``, a disabled policy, a
+            sampled call) or ``"error"`` (the call raised, or its arguments could not be keyed
+            and it went through uncached; see ``detail``).
+        tier: the tier that answered a hit (``"memory"``, ``"redis"``, ``"sqlite"``, ``"semantic"``).
+        latency: seconds from the call to the cache's answer: the whole call on a hit, the
+            lookup alone on a miss.
+        time: wall-clock time the call started.
+        similarity: cosine similarity of a semantic hit.
+        input_tokens, output_tokens: tokens of the answer's call: on a hit, what was saved;
+            on a miss, what was spent. ``None`` when unknown.
+        estimated: the tokens were estimated from text, not reported by the response.
+        model: the model that answered, when known.
+        cost: US dollars of those tokens; ``None`` when the model has no price or tokens are unknown.
+        call_latency: seconds the upstream call took (on a hit: the stored call's, i.e. time saved).
+        detail: more about the outcome: ``"coalesced"`` (a miss that shared another caller's
+            call), ``"uncacheable"``, ``"upstream"`` (the call raised).
+    """
+
+    function: str
+    outcome: str
+    tier: str | None
+    latency: float
+    time: float
+    similarity: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    estimated: bool = False
+    model: str | None = None
+    cost: float | None = None
+    call_latency: float | None = None
+    detail: str | None = None
+
+
+Hook = Callable[[CacheEvent], Any]
+
+_lock = threading.Lock()
+hooks: tuple[Hook, ...] = ()  # replaced, never mutated: emitters read it without the lock
+
+
+def subscribe(hook: Hook) -> Callable[[], None]:
+    """Call ``hook`` with every :class:`CacheEvent`; returns a function that unsubscribes it."""
+    if not callable(hook):
+        raise TypeError(f"an event hook must be callable, got {hook!r}")
+    global hooks  # noqa: PLW0603 - copy-on-write registry
+    with _lock:
+        hooks = (*hooks, hook)
+    return lambda: unsubscribe(hook)
+
+
+def unsubscribe(hook: Hook) -> None:
+    """Stop calling ``hook`` (no error if it was not subscribed)."""
+    global hooks  # noqa: PLW0603
+    with _lock:
+        kept = list(hooks)
+        if hook in kept:
+            kept.remove(hook)
+        hooks = tuple(kept)
+
+
+def emit(event: CacheEvent) -> None:
+    """Deliver ``event`` to every hook; a failing hook is logged and skipped."""
+    for hook in hooks:
+        try:
+            hook(event)
+        except Exception as exc:  # noqa: BLE001 - observers must never break the call
+            warn_limited(("hook", id(hook)), "memollm event hook %r raised %r; event dropped", hook, exc)
+
+
+def build(
+    function: str,
+    started: float,
+    wall: float,
+    seen: Any,
+    *,
+    finished: float | None = None,
+    failed: bool = False,
+) -> CacheEvent:
+    """The event of one observed call (``seen``: its :class:`~memollm._control.Observation`)."""
+    end = time.perf_counter() if finished is None else finished
+    outcome, detail = _outcome(seen.outcome, failed)
+    looked = seen.looked if seen.looked is not None else end
+    latency = (end if outcome in ("hit", "semantic-hit") else looked) - started
+    worth = seen.worth
+    fields: dict[str, Any] = {}
+    if worth is not None:
+        fields = {
+            "input_tokens": worth.input_tokens,
+            "output_tokens": worth.output_tokens,
+            "estimated": worth.estimated,
+            "model": worth.model,
+            "cost": worth.cost,
+            "call_latency": worth.latency,
+        }
+    return CacheEvent(
+        function=function,
+        outcome=outcome,
+        tier=seen.tier if outcome in ("hit", "semantic-hit") else None,
+        latency=max(latency, 0.0),
+        time=wall,
+        similarity=seen.similarity if outcome == "semantic-hit" else None,
+        detail=detail,
+        **fields,
+    )
+
+
+def _outcome(noted: str | None, failed: bool) -> tuple[str, str | None]:
+    if failed and noted != "stale":
+        return "error", "upstream"
+    if noted == "coalesced":
+        return "miss", "coalesced"
+    if noted == "uncacheable":
+        return "error", "uncacheable"
+    if noted in OUTCOMES:
+        return noted, None
+    return "miss", None

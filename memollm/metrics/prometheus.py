@@ -1,0 +1,153 @@
+"""Prometheus metrics for every cached function (prometheus-client).
+
+``install()`` registers two things with a registry (the global one by default):
+
+* a collector that reads :func:`memollm.stats_by_function` at scrape time: counters of
+  hits by tier, misses, errors, bypasses, stale answers, coalesced calls, lookups, tokens
+  and money and time saved, and a hit-rate gauge, all labeled by ``function``. It costs
+  nothing between scrapes.
+* an event hook feeding two histograms: lookup latency by function and outcome, and the
+  similarity of semantic hits.
+
+For example, with the default registry (served by ``prometheus_client.start_http_server``
+or your framework's exporter)::
+
+    from memollm.metrics import prometheus
+    prometheus.install()
+
+``memollm serve`` installs them on its own registry and serves it at ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import REGISTRY, CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from .. import events
+from .._cache import stats_by_function
+from ..events import CacheEvent
+
+__all__ = ["CONTENT_TYPE", "Metrics", "StatsCollector", "exposition", "install"]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+_LATENCY_BUCKETS = (0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
+_SIMILARITY_BUCKETS = (0.80, 0.85, 0.88, 0.90, 0.92, 0.94, 0.96, 0.98, 0.99, 1.0)
+
+_COUNTERS = (
+    ("misses", "Lookups that found nothing."),
+    ("errors", "Tier failures and results that could not be stored."),
+    ("bypasses", "Calls that skipped the cache (bypass(), disabled, sampled)."),
+    ("stale", "Expired entries served because the call failed."),
+    ("coalesced", "Calls that shared another caller's upstream call."),
+    ("uncacheable", "Calls whose arguments could not be keyed (called through uncached)."),
+    ("retries", "Retried upstream calls."),
+    ("stores", "Entries written."),
+)
+
+
+class StatsCollector(Collector):
+    """Reads every cached function's stats when Prometheus scrapes."""
+
+    def collect(self) -> Iterator[Any]:
+        """Yield the metric families (called by the registry)."""
+        by_function = stats_by_function()
+        hits = CounterMetricFamily("memollm_hits", "Cache hits, by tier.", labels=["function", "tier"])
+        lookups = CounterMetricFamily(
+            "memollm_lookups", "Calls that looked in the cache.", labels=["function"]
+        )
+        counters = {
+            name: CounterMetricFamily(f"memollm_{name}", text, labels=["function"])
+            for name, text in _COUNTERS
+        }
+        tokens = CounterMetricFamily(
+            "memollm_tokens_saved", "Tokens hits did not spend, by kind.", labels=["function", "kind"]
+        )
+        money = CounterMetricFamily(
+            "memollm_cost_saved_dollars",
+            "US dollars hits did not spend (priced models only).",
+            labels=["function"],
+        )
+        seconds = CounterMetricFamily(
+            "memollm_latency_saved_seconds", "Seconds of upstream calls hits replaced.", labels=["function"]
+        )
+        rate = GaugeMetricFamily("memollm_hit_rate", "Hits over lookups since start.", labels=["function"])
+        for function, stats in by_function.items():
+            for tier, n in sorted(stats.hits.items()):
+                hits.add_metric([function, tier], n)
+            lookups.add_metric([function], stats.lookups)
+            for name, family in counters.items():
+                family.add_metric([function], getattr(stats, name))
+            tokens.add_metric([function, "input"], stats.input_tokens_saved)
+            tokens.add_metric([function, "output"], stats.output_tokens_saved)
+            money.add_metric([function], stats.cost_saved)
+            seconds.add_metric([function], stats.latency_saved)
+            rate.add_metric([function], stats.hit_rate)
+        yield from (hits, lookups, *counters.values(), tokens, money, seconds, rate)
+
+
+class Metrics:
+    """The metrics installed on one registry; :meth:`uninstall` removes them."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.collector = StatsCollector()
+        self.latency = Histogram(
+            "memollm_lookup_seconds",
+            "Seconds from a call to the cache's answer (the lookup alone on a miss).",
+            ["function", "outcome"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.similarity = Histogram(
+            "memollm_semantic_similarity",
+            "Cosine similarity of served semantic hits.",
+            ["function"],
+            buckets=_SIMILARITY_BUCKETS,
+            registry=registry,
+        )
+        registry.register(self.collector)
+        self._unsubscribe = events.subscribe(self.observe)
+
+    def observe(self, event: CacheEvent) -> None:
+        """The event hook: one lookup into the histograms."""
+        self.latency.labels(event.function, event.outcome).observe(event.latency)
+        if event.similarity is not None:
+            self.similarity.labels(event.function).observe(event.similarity)
+
+    def uninstall(self) -> None:
+        """Unregister the collector and histograms and stop observing events."""
+        self._unsubscribe()
+        for collector in (self.collector, self.latency, self.similarity):
+            self.registry.unregister(collector)
+        with _lock:
+            _installed.pop(id(self.registry), None)
+
+
+_lock = threading.Lock()
+_installed: dict[int, Metrics] = {}
+
+
+def install(registry: CollectorRegistry | None = None) -> Metrics:
+    """Register memollm's metrics with ``registry`` (default: prometheus-client's global one).
+
+    Idempotent: installing twice on one registry returns the first installation.
+    """
+    target = REGISTRY if registry is None else registry
+    with _lock:
+        found = _installed.get(id(target))
+        if found is None:
+            found = _installed[id(target)] = Metrics(target)
+        return found
+
+
+def exposition(registry: CollectorRegistry | None = None) -> bytes:
+    """The registry's metrics in the Prometheus text format (installing memollm's first)."""
+    target = REGISTRY if registry is None else registry
+    install(target)
+    return bytes(generate_latest(target))

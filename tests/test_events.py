@@ -1,0 +1,195 @@
+"""Every cached call emits one CacheEvent to the subscribed hooks."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+import memollm
+from memollm import CacheEvent, LLMCache, events
+from memollm.backends import MemoryBackend
+from memollm.testing import FakeClock
+
+from .helpers import eventually
+
+
+@pytest.fixture
+def seen() -> Iterator[list[CacheEvent]]:
+    got: list[CacheEvent] = []
+    unsubscribe = events.subscribe(got.append)
+    yield got
+    unsubscribe()
+
+
+def completion(text: str, model: str = "gpt-4o-mini") -> dict[str, Any]:
+    return {
+        "model": model,
+        "choices": [{"message": {"role": "assistant", "content": text}}],
+        "usage": {"prompt_tokens": 1200, "completion_tokens": 300},
+    }
+
+
+def test_miss_then_hit(seen: list[CacheEvent], memory: MemoryBackend) -> None:
+    @memollm.cached_llm(name="ask")
+    def ask(prompt: str) -> dict[str, Any]:
+        return completion("answer to " + prompt)
+
+    ask("q")
+    ask("q")
+    miss, hit = seen
+    assert (miss.function, miss.outcome, miss.tier) == ("ask", "miss", None)
+    assert (hit.outcome, hit.tier) == ("hit", "memory")
+    for event in (miss, hit):
+        assert (event.input_tokens, event.output_tokens, event.estimated) == (1200, 300, False)
+        assert event.model == "gpt-4o-mini"
+        # gpt-4o-mini: $0.15 in, $0.60 out per MTok
+        assert event.cost == pytest.approx((1200 * 0.15 + 300 * 0.60) / 1e6)
+        assert event.latency >= 0 and event.call_latency is not None
+    assert hit.similarity is None and hit.detail is None
+
+
+async def test_async_and_bypass(seen: list[CacheEvent], memory: MemoryBackend) -> None:
+    @memollm.cached_llm(name="aask")
+    async def aask(prompt: str) -> str:
+        return prompt.upper()
+
+    await aask("q")
+    await aask("q")
+    with memollm.bypass():
+        await aask("q")
+    assert [e.outcome for e in seen] == ["miss", "hit", "bypass"]
+    assert seen[0].estimated and seen[0].output_tokens == 1  # "Q": one token by the heuristic
+
+
+def test_upstream_error_and_stale(seen: list[CacheEvent], memory: MemoryBackend, clock: FakeClock) -> None:
+    fail = False
+
+    def call(prompt: str) -> str:
+        if fail:
+            raise ConnectionError("down")
+        return "fine"
+
+    flaky = LLMCache(call, settings={"ttl": 10, "stale_ttl": 100}, name="flaky", clock=clock).wrap(call)
+
+    fail = True
+    with pytest.raises(ConnectionError):
+        flaky("never stored")
+    fail = False
+    flaky("q")
+    clock.advance(20)
+    fail = True
+    assert flaky("q") == "fine"
+    assert [(e.outcome, e.detail) for e in seen] == [("error", "upstream"), ("miss", None), ("stale", None)]
+
+
+def test_uncacheable_is_an_error_that_still_calls(seen: list[CacheEvent], memory: MemoryBackend) -> None:
+    @memollm.cached_llm(name="odd")
+    def odd(thing: object) -> str:
+        return "called"
+
+    assert odd(threading.Lock()) == "called"
+    assert [(e.outcome, e.detail) for e in seen] == [("error", "uncacheable")]
+
+
+def test_coalesced_follower_is_a_miss(seen: list[CacheEvent], memory: MemoryBackend) -> None:
+    entered, release = threading.Event(), threading.Event()
+
+    @memollm.cached_llm(name="slow")
+    def slow(prompt: str) -> str:
+        entered.set()
+        release.wait(5)
+        return "done"
+
+    leader = threading.Thread(target=slow, args=("q",))
+    leader.start()
+    entered.wait(5)
+    follower = threading.Thread(target=slow, args=("q",))
+    follower.start()
+    cache: Any = slow.cache  # type: ignore[attr-defined]
+    # A follower is observable only through the flight's count.
+    assert eventually(lambda: cache._flights.waiting(cache.key_for("q")) == 1)
+    release.set()
+    leader.join(5)
+    follower.join(5)
+    assert sorted((e.outcome, e.detail or "") for e in seen) == [("miss", ""), ("miss", "coalesced")]
+
+
+def test_streams(seen: list[CacheEvent], memory: MemoryBackend) -> None:
+    @memollm.cached_llm(name="gen")
+    def gen(prompt: str) -> Iterator[str]:
+        yield from ("a", "b", "c")
+
+    assert list(gen("q")) == ["a", "b", "c"]
+    assert list(gen("q")) == ["a", "b", "c"]
+    assert [(e.outcome, e.tier) for e in seen] == [("miss", None), ("hit", "memory")]
+    assert seen[0].output_tokens == 1  # "abc"
+
+
+async def test_async_streams(seen: list[CacheEvent], memory: MemoryBackend) -> None:
+    @memollm.cached_llm(name="agen")
+    async def agen(prompt: str) -> AsyncIterator[str]:
+        for part in ("a", "b"):
+            yield part
+
+    assert [c async for c in agen("q")] == ["a", "b"]
+    assert [c async for c in agen("q")] == ["a", "b"]
+    assert [e.outcome for e in seen] == ["miss", "hit"]
+
+
+def test_a_raising_hook_never_breaks_the_call(
+    memory: MemoryBackend, warnings_log: pytest.LogCaptureFixture
+) -> None:
+    def broken(event: CacheEvent) -> None:
+        raise RuntimeError("hook bug")
+
+    unsubscribe = events.subscribe(broken)
+    try:
+
+        @memollm.cached_llm
+        def ask(prompt: str) -> str:
+            return "ok"
+
+        assert [ask("q") for _ in range(5)] == ["ok"] * 5
+    finally:
+        unsubscribe()
+    said = [r for r in warnings_log.records if "hook bug" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelno == logging.WARNING
+
+
+def test_unsubscribe_stops_delivery(memory: MemoryBackend) -> None:
+    got: list[CacheEvent] = []
+    unsubscribe = events.subscribe(got.append)
+
+    @memollm.cached_llm
+    def ask(prompt: str) -> str:
+        return "ok"
+
+    ask("q")
+    unsubscribe()
+    ask("q")
+    assert len(got) == 1
+    with pytest.raises(TypeError, match="callable"):
+        events.subscribe("not a hook")  # type: ignore[arg-type]
+
+
+def test_semantic_hit_event(seen: list[CacheEvent], memory: MemoryBackend) -> None:
+    def embed(texts: list[str]) -> Any:
+        import numpy as np
+
+        # Word-count vectors: "list python create" and "python list create" match exactly.
+        vocab = ["create", "list", "python", "dict"]
+        out = np.array([[t.lower().count(w) for w in vocab] for t in texts], dtype=np.float32) + 1e-3
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+    @memollm.cached_llm(name="sem", semantic=0.9, embedder=embed, verify=False)
+    def ask(prompt: str) -> str:
+        return "use []"
+
+    ask("how do I create a list in python")
+    ask("python: create list, how?")
+    assert [e.outcome for e in seen] == ["miss", "semantic-hit"]
+    assert seen[1].tier == "semantic" and seen[1].similarity is not None and seen[1].similarity > 0.9
