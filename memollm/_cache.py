@@ -1293,7 +1293,7 @@ class LLMCache:
                 kind=kind,
                 created=now,
                 expires=None if ttl is None else now + ttl,
-                meta=None if worth is None else {"u": worth.meta()},
+                meta={"f": self.name} if worth is None else {"f": self.name, "u": worth.meta()},
             )
         except CodecError as exc:
             if not self._types_resolved and self._resolve_types():

@@ -230,6 +230,8 @@ class StatsRecorder:
             base = self._base
             hits = {t: _value(c) - base.get(("hit", t), 0) for t, c in self._hits.items()}
             counts = {n: _value(c) - base.get(("n", n), 0) for n, c in self._counts.items()}
+            # Every semantic hit follows an exact miss, counted before the semantic lookup ran.
+            counts["misses"] = max(0, counts["misses"] - hits.get("semantic", 0))
             saved = dict(self._saved)
             unpriced = frozenset(self._unpriced)
         return CacheStats(

@@ -156,18 +156,44 @@ class Codec:
 
         The hit path uses this and checks the fields it reads itself; ``decode`` checks all.
         """
+        obj = self._unpack_envelope(data, self._ext_hook)
+        if obj[0] != FORMAT_VERSION:
+            raise IncompatibleEntryError(f"entry format {obj[0]!r}, this version reads {FORMAT_VERSION}")
+        return obj
+
+    def describe(self, data: bytes) -> list[Any]:
+        """Unpack an envelope for people to read: objects stay ``{"__type__": name, "value": ...}``.
+
+        Never restores or imports a class; for ``memollm inspect``.
+        """
+
+        def hook(code: int, payload: bytes) -> object:
+            if code == _EXT_BIGINT:
+                return int(payload.decode("ascii"))
+            inner = msgpack.unpackb(payload, ext_hook=hook, strict_map_key=False)
+            if type(inner) is not list:
+                raise CodecError("corrupt entry: malformed container")
+            if code in (_EXT_OBJECT, _EXT_ENUM) and len(inner) == 2:
+                return {"__type__": inner[0], "value": inner[1]}
+            if code == _EXT_TUPLE:
+                return tuple(inner)
+            if code in (_EXT_SET, _EXT_FROZENSET):  # as a list: members may be unhashable here
+                return inner
+            raise CodecError(f"corrupt entry: unknown extension type {code}")
+
+        return self._unpack_envelope(data, hook)
+
+    def _unpack_envelope(self, data: bytes, hook: Callable[[int, bytes], object]) -> list[Any]:
         if len(data) > self.max_bytes:
             raise CodecError(f"entry is {len(data)} bytes, above the limit of {self.max_bytes}")
         try:
-            obj = msgpack.unpackb(data, ext_hook=self._ext_hook, strict_map_key=False)
+            obj = msgpack.unpackb(data, ext_hook=hook, strict_map_key=False)
         except CodecError:
             raise
         except (ValueError, TypeError, KeyError, RecursionError, msgpack.UnpackException) as exc:
             raise CodecError(f"corrupt entry: {exc}") from None
         if type(obj) is not list or len(obj) != 6:
             raise CodecError("corrupt entry: not an envelope")
-        if obj[0] != FORMAT_VERSION:
-            raise IncompatibleEntryError(f"entry format {obj[0]!r}, this version reads {FORMAT_VERSION}")
         return obj
 
     def _default(self, obj: object) -> object:  # noqa: PLR0911 - one return per type

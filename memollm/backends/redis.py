@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 import weakref
+from collections.abc import Iterator
 from typing import Any
 
 import redis
@@ -137,6 +138,24 @@ class RedisBackend:
         if batch:
             removed += self.client.unlink(*batch)
         return removed
+
+    def scan(self, prefix: str = "", limit: int | None = None) -> Iterator[tuple[str, bytes]]:
+        """(key, value) of entries whose key starts with ``prefix``, by SCAN (never KEYS; for tools)."""
+        start = len(self.prefix) + 1
+        seen = 0
+        for found in self.client.scan_iter(match=self._match(prefix), count=_SCAN_COUNT):
+            if limit is not None and seen >= limit:
+                return
+            name = found.decode()[start:]
+            if name.startswith("lock:") or name.endswith(":vectors"):  # locks and vector logs
+                continue
+            try:
+                value = self.client.get(found)
+            except redis.ResponseError:  # another program's key of another type
+                continue
+            if value is not None:  # expired between SCAN and GET
+                seen += 1
+                yield name, value
 
     def lock(self, key: str, token: str, ttl: float) -> bool:
         """Take the lock for ``key`` (SET NX PX with a random token); False if another holds it."""

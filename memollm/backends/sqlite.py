@@ -7,7 +7,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -167,6 +167,19 @@ class SQLiteBackend:
         upper = prefix + "\U0010ffff"
         db.execute("DELETE FROM vectors WHERE partition >= ? AND partition < ?", (prefix, upper))
         return db.execute("DELETE FROM entries WHERE key >= ? AND key < ?", (prefix, upper)).rowcount
+
+    def scan(self, prefix: str = "", limit: int | None = None) -> Iterator[tuple[str, bytes]]:
+        """(key, value) of live entries whose key starts with ``prefix``, in key order (for tools)."""
+        upper = prefix + "\U0010ffff"
+        query = (
+            "SELECT key, value FROM entries WHERE key >= ? AND key < ? AND (expires IS NULL OR expires > ?)"
+        )
+        params: tuple[object, ...] = (prefix, upper, self._clock())
+        if limit is not None:
+            query += " LIMIT ?"
+            params = (*params, limit)
+        for key, value in self._connect().execute(query, params):
+            yield key, bytes(value)
 
     # -- the semantic tier's vector log: appended by writers, read incrementally by every process
 

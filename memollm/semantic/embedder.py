@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
+from contextlib import contextmanager
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -16,6 +17,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "BatchingEmbedder",
     "Embedder",
+    "EmbedderLoading",
     "EmbedderUnavailable",
     "FastEmbedder",
     "as_embedder",
@@ -27,6 +29,10 @@ Vectors = npt.NDArray[np.float32]
 
 class EmbedderUnavailable(RuntimeError):
     """The embedding model could not be loaded; the message says why and how to fix it."""
+
+
+class EmbedderLoading(EmbedderUnavailable):
+    """The embedding model is being downloaded in the background; try again later."""
 
 
 @runtime_checkable
@@ -64,7 +70,12 @@ class FastEmbedder:
         cache_dir: str | None = None,
         threads: int | None = None,
         batch_size: int = 64,
+        background: bool = True,
+        download: bool = True,
     ) -> None:
+        self.background = background
+        self.download = download
+        self._loading = False
         self.model = model or os.environ.get("MEMOLLM_EMBED_MODEL") or DEFAULT_MODEL
         raw_path = path or os.environ.get("MEMOLLM_EMBED_MODEL_PATH")
         self.path = str(raw_path) if raw_path else None
@@ -80,30 +91,74 @@ class FastEmbedder:
         return f"FastEmbedder({self.model!r}{where})"
 
     def load(self) -> Any:
-        """Load the model now (raises EmbedderUnavailable, remembered, if it cannot be)."""
+        """Load the model now, or raise why not.
+
+        From ``path``, or fastembed's cache, with no network at all. A model that must be
+        downloaded is fetched on a background thread when ``background`` is true (raising
+        :class:`EmbedderLoading` until it is ready, so no caller waits on a download or on
+        fastembed's retries when offline), else here. A failure is remembered and raised
+        as :class:`EmbedderUnavailable`, saying how to fix it.
+        """
         if self._model is not None:
             return self._model
         with self._lock:
-            if self._model is None:
-                if self._failure is not None:
-                    raise self._failure
+            if self._model is not None:  # another thread loaded it while we waited
+                return self._model  # type: ignore[unreachable]  # mypy cannot see the other thread
+            if self._failure is not None:
+                raise self._failure
+            if self._loading:
+                raise EmbedderLoading(f"the embedding model {self.model!r} is still downloading")
+            try:
+                self._model = self._open(local_only=True)
+                return self._model
+            except Exception as exc:
+                if self.path or not self.download:  # a local model that fails, or no downloads
+                    raise self._fail(exc) from exc
+            if not self.background:
                 try:
-                    from fastembed import TextEmbedding
+                    self._model = self._open(local_only=False)
+                except Exception as exc:
+                    raise self._fail(exc) from exc
+                return self._model
+            self._loading = True
+        threading.Thread(target=self._download, name="memollm-embedder-download", daemon=True).start()
+        raise EmbedderLoading(
+            f"downloading the embedding model {self.model!r} in the background; semantic lookups start "
+            f"when it is ready (set MEMOLLM_EMBED_MODEL_PATH to a local copy to skip the download)"
+        )
 
-                    options: dict[str, Any] = {"cache_dir": self.cache_dir, "threads": self.threads}
-                    if self.path:
-                        options["specific_model_path"] = self.path
-                    self._model = TextEmbedding(self.model, **options)
-                except Exception as exc:  # any load failure means the same to the caller
-                    self._failure = EmbedderUnavailable(
-                        f"cannot load embedding model {self.model!r}"
-                        + (f" from {self.path!r}" if self.path else "")
-                        + f": {type(exc).__name__}: {exc}. Without internet access, download the model "
-                        f"elsewhere and set MEMOLLM_EMBED_MODEL_PATH to its folder; install the extra with "
-                        f"pip install 'memollm[semantic]'"
-                    )
-                    raise self._failure from exc
-        return self._model
+    def _download(self) -> None:
+        try:
+            model = self._open(local_only=False)
+        except Exception as exc:  # noqa: BLE001 - remembered and raised to the next caller
+            with self._lock:
+                self._fail(exc)
+                self._loading = False
+            return
+        with self._lock:
+            self._model = model
+            self._loading = False
+
+    def _open(self, *, local_only: bool) -> Any:
+        from fastembed import TextEmbedding
+
+        options: dict[str, Any] = {"cache_dir": self.cache_dir, "threads": self.threads}
+        if self.path:
+            options["specific_model_path"] = self.path
+        if not local_only:
+            return TextEmbedding(self.model, **options)
+        with _quiet_fastembed():  # "not in the cache" is logged as an error; it is only a probe
+            return TextEmbedding(self.model, local_files_only=True, **options)
+
+    def _fail(self, exc: Exception) -> EmbedderUnavailable:
+        self._failure = EmbedderUnavailable(
+            f"cannot load embedding model {self.model!r}"
+            + (f" from {self.path!r}" if self.path else "")
+            + f": {type(exc).__name__}: {exc}. Without internet access, download the model "
+            f"elsewhere and set MEMOLLM_EMBED_MODEL_PATH to its folder; install the extra with "
+            f"pip install 'memollm[semantic]'"
+        )
+        return self._failure
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         """Embed ``texts`` in batches."""
@@ -111,6 +166,20 @@ class FastEmbedder:
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
         return _normalise(np.stack(list(model.embed(list(texts), batch_size=self.batch_size))))
+
+
+@contextmanager
+def _quiet_fastembed() -> Iterator[None]:
+    try:
+        from loguru import logger
+    except ImportError:  # older fastembed logs through the standard logging module
+        yield
+        return
+    logger.disable("fastembed")
+    try:
+        yield
+    finally:
+        logger.enable("fastembed")
 
 
 class _CallableEmbedder:

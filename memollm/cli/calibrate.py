@@ -1,4 +1,4 @@
-"""The ``memollm`` command line."""
+"""``memollm calibrate``: pick a semantic threshold from labeled pairs."""
 
 from __future__ import annotations
 
@@ -9,13 +9,7 @@ from typing import Any
 
 import click
 
-__all__ = ["main"]
-
-
-@click.group()
-@click.version_option(package_name="memollm")
-def main() -> None:
-    """memollm: never pay twice for the same LLM answer."""
+from ._app import main
 
 
 def _read_pairs(path: Path) -> list[dict[str, Any]]:
@@ -69,8 +63,8 @@ def calibrate(  # noqa: PLR0917 - click passes every option positionally by name
     from rich.table import Table
 
     try:
-        from .semantic.embedder import EmbedderUnavailable, FastEmbedder
-        from .semantic.learned import learned_verifier
+        from ..semantic.embedder import EmbedderUnavailable, FastEmbedder
+        from ..semantic.learned import learned_verifier
     except ImportError as exc:
         hint = f"calibrate needs the semantic extra: pip install 'memollm[semantic]' ({exc})"
         raise click.ClickException(hint) from None
@@ -122,78 +116,3 @@ def calibrate(  # noqa: PLR0917 - click passes every option positionally by name
             console.print(
                 f"{name}: the lowest threshold reaching precision {target_precision} is {found:.3f}"
             )
-
-
-@main.command()
-@click.option(
-    "--upstream", required=True, help="the OpenAI-compatible API to forward to, e.g. https://api.openai.com"
-)
-@click.option("--redis", "redis_url", default=None, help="share the cache through this Redis URL")
-@click.option(
-    "--sqlite", "sqlite_path", default="memollm-proxy.db", show_default=True, help="persistent cache file"
-)
-@click.option(
-    "--semantic", type=click.FloatRange(0.5, 1.0), default=None, help="cosine threshold for semantic hits"
-)
-@click.option(
-    "--ttl", type=click.FloatRange(min=1), default=3600, show_default=True, help="seconds answers live"
-)
-@click.option("--tenant-header", default=None, help="scope entries by this header (default: Authorization)")
-@click.option("--max-body", type=click.IntRange(min=1024), default=4 * 1024 * 1024, show_default=True)
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
-def serve(  # noqa: PLR0917 - click passes every option
-    upstream: str,
-    redis_url: str | None,
-    sqlite_path: str,
-    semantic: float | None,
-    ttl: float,
-    tenant_header: str | None,
-    max_body: int,
-    host: str,
-    port: int,
-) -> None:
-    """Run a caching proxy in front of an OpenAI-compatible API.
-
-    Runs on memory + SQLite with no Redis; --redis shares answers between proxies.
-    Upstream keys: MEMOLLM_API_KEYS (comma-separated) replaces clients' own keys.
-    """
-    import os
-
-    from . import register_tier
-    from .backends import from_url
-    from .backends.sqlite import SQLiteBackend
-    from .policy import Policy
-
-    try:
-        import uvicorn
-
-        from .asgi.proxy import build_app
-    except ImportError as exc:
-        raise click.ClickException(
-            f"serve needs the server extra: pip install 'memollm[server]' ({exc})"
-        ) from None
-    if not upstream.startswith(("http://", "https://")):
-        raise click.ClickException(f"--upstream must be an http:// or https:// URL, got {upstream!r}")
-    tiers = ["memory"]
-    if redis_url:
-        try:
-            register_tier("redis", from_url(redis_url))
-        except ValueError as exc:
-            raise click.ClickException(f"--redis: {exc}") from None
-        tiers.append("redis")
-    register_tier("sqlite", SQLiteBackend(sqlite_path))
-    tiers.append("sqlite")
-    keys = None
-    if os.environ.get("MEMOLLM_API_KEYS"):
-        from .resilience.keypool import KeyPool
-
-        keys = KeyPool.from_env()
-    policy = Policy(tiers=tuple(tiers), ttl=ttl, semantic=semantic)
-    app = build_app(upstream, policy=policy, tenant_header=tenant_header, max_body=max_body, keys=keys)
-    click.echo(f"memollm serving http://{host}:{port} -> {upstream} (tiers: {' > '.join(tiers)})")
-    uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=10)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,5 @@
+"""``python -m memollm.cli``."""
+
+from . import main
+
+main()
