@@ -201,6 +201,26 @@ class TestEmbedder:
         assert len(warnings_log.records) == 1
         assert "MEMOLLM_EMBED_MODEL_PATH" in warnings_log.text
 
+    def test_a_model_to_download_never_blocks_the_caller(self) -> None:
+        """Without a local copy, the download runs in the background; callers see EmbedderLoading."""
+        from memollm.semantic.embedder import EmbedderLoading, EmbedderUnavailable
+
+        # An unknown name fails inside fastembed without touching the network.
+        embedder = FastEmbedder("no-such-org/no-such-model")
+        with pytest.raises(EmbedderLoading, match="MEMOLLM_EMBED_MODEL_PATH"):
+            embedder.embed(["x"])
+        assert eventually(lambda: not embedder._loading)
+        with pytest.raises(EmbedderUnavailable, match="no-such-model") as failed:
+            embedder.embed(["x"])
+        assert not isinstance(failed.value, EmbedderLoading)
+
+    def test_no_download_when_told_not_to(self) -> None:
+        from memollm.semantic.embedder import EmbedderLoading, EmbedderUnavailable
+
+        with pytest.raises(EmbedderUnavailable) as failed:
+            FastEmbedder("no-such-org/no-such-model", download=False).embed(["x"])
+        assert not isinstance(failed.value, EmbedderLoading)
+
     def test_model_from_the_environment(self, model_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
         """MEMOLLM_EMBED_MODEL_PATH points the default embedder at a local folder."""
         monkeypatch.setenv("MEMOLLM_EMBED_MODEL_PATH", model_path)
