@@ -202,6 +202,35 @@ class LLMCache:
         await self._aeach(plan, lambda tier: tier.adelete(key))
         self._forget_vector(plan, args, kwargs, key)
 
+    def store(self, result: Any, *args: Any, **kwargs: Any) -> bool:
+        """Store ``result`` as the answer to a call with these arguments, without making the call.
+
+        For preloading answers you already have (an FAQ, a warm-up from logs). The entry is
+        written to every tier and, with a semantic tier, its prompt is indexed. It records no
+        savings: no call was paid for. Returns whether it was stored (not when caching is
+        off, the arguments cannot be keyed, or ``cache_if`` refuses the result).
+        """
+        plan = self._current()
+        if not plan.enabled:
+            return False
+        try:
+            key = plan.keys.info(self._bound, args, kwargs).key
+        except (UncacheableArgumentError, TypeError):
+            if plan.policy.strict:
+                raise
+            return False
+        data = self._store(plan, key, result, KIND_VALUE)
+        if data is None:
+            return False
+        if plan.semantic is not None:
+            prepared = self._semantic_vector(plan, self._bound, args, kwargs)
+            if prepared is not None:
+                from .semantic.tier import Pending
+
+                parts, vector = prepared
+                self._semantic_store(plan, key, Pending(parts.partition, parts.text, vector), result, data)
+        return True
+
     def _forget_vector(self, plan: _Plan, args: tuple[Any, ...], kwargs: dict[str, Any], key: str) -> None:
         if plan.semantic is not None:
             parts = plan.keys.semantic(self._bound, args, kwargs)

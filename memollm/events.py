@@ -20,8 +20,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ._log import warn_limited
 
@@ -30,9 +29,8 @@ __all__ = ["OUTCOMES", "CacheEvent", "Hook", "emit", "subscribe", "unsubscribe"]
 OUTCOMES = frozenset({"hit", "semantic-hit", "miss", "stale", "bypass", "error"})
 
 
-@dataclass(frozen=True, slots=True)
-class CacheEvent:
-    """What one cached call did.
+class CacheEvent(NamedTuple):
+    """What one cached call did (immutable; a named tuple, cheap to build on the hit path).
 
     Attributes:
         function: the cached function's name (``fn.cache.name``).

@@ -4,15 +4,20 @@ Responses in the OpenAI shape (``usage.prompt_tokens`` / ``completion_tokens``) 
 Anthropic shape (``usage.input_tokens`` / ``output_tokens``), as dicts or SDK objects,
 give exact counts. Otherwise the counts are estimated from the prompt and the answer's
 text and marked ``estimated``: with tiktoken's ``o200k_base`` encoding when tiktoken is
-installed and its encoding file can be loaded (it is loaded in the background, never on
-a caller's path), else with a heuristic of one token per CJK character and one per four
-other characters, rounded up.
+installed and that encoding's file is already in tiktoken's local cache (memollm never
+downloads it: a cache library must not reach out to the internet on its own; run
+``tiktoken.get_encoding("o200k_base")`` once to cache it), else with a heuristic of one
+token per CJK character and one per four other characters, rounded up. The encoding is
+loaded on a background thread, never on a caller's path.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
+import tempfile
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -87,12 +92,17 @@ def _start_loading() -> None:
         except ImportError:
             _state = "failed"
             return
+        if not _cached_locally():
+            _state = "failed"
+            logger.info(
+                "tiktoken's o200k_base is not cached on this machine; token estimates use the heuristic"
+            )
+            return
         _state = "loading"
 
     def load() -> None:
         global _encoder, _state  # noqa: PLW0603
         try:
-            # May download the encoding file on first use; never on a caller's thread.
             _encoder = tiktoken.get_encoding("o200k_base")
             _state = "ready"
         except Exception as exc:  # noqa: BLE001 - any failure means: keep the heuristic
@@ -100,6 +110,23 @@ def _start_loading() -> None:
             logger.info("tiktoken could not load o200k_base (%s); token estimates use the heuristic", exc)
 
     threading.Thread(target=load, name="memollm-tiktoken", daemon=True).start()
+
+
+_ENCODING_URL = "https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken"
+
+
+def _cached_locally() -> bool:
+    """Whether tiktoken would load o200k_base from its cache (the path tiktoken itself uses)."""
+    if "TIKTOKEN_CACHE_DIR" in os.environ:
+        folder = os.environ["TIKTOKEN_CACHE_DIR"]
+    elif "DATA_GYM_CACHE_DIR" in os.environ:
+        folder = os.environ["DATA_GYM_CACHE_DIR"]
+    else:
+        folder = os.path.join(tempfile.gettempdir(), "data-gym-cache")
+    if not folder:  # an empty TIKTOKEN_CACHE_DIR turns tiktoken's cache off: it would download
+        return False
+    name = hashlib.sha1(_ENCODING_URL.encode(), usedforsecurity=False).hexdigest()
+    return os.path.isfile(os.path.join(folder, name))
 
 
 # -- reading responses ------------------------------------------------------------------

@@ -73,6 +73,36 @@ class TestUsage:
         ]
         assert sse_usage(events, "gpt-4o", "abcdabcd") == Usage(2, 1, True, "gpt-4o")
 
+    def test_tiktoken_only_from_its_local_cache(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Tiktoken is used only when its encoding is cached: memollm never makes it download."""
+        import hashlib
+
+        from memollm import usage
+
+        monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
+        assert not usage._cached_locally()
+        name = hashlib.sha1(usage._ENCODING_URL.encode(), usedforsecurity=False).hexdigest()
+        (tmp_path / name).write_bytes(b"")
+        assert usage._cached_locally()
+        monkeypatch.setenv("TIKTOKEN_CACHE_DIR", "")  # tiktoken's cache turned off: it would download
+        assert not usage._cached_locally()
+
+    def test_no_thread_and_no_download_without_the_cached_file(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        pytest.importorskip("tiktoken")
+        import threading
+
+        from memollm import usage
+
+        monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
+        monkeypatch.setattr(usage, "_state", "new")
+        before = threading.active_count()
+        assert usage.count_tokens("abcdefgh") == 2
+        assert usage._state == "failed" and threading.active_count() == before
+
     @given(st.text())
     def test_heuristic_is_monotone_in_length(self, text: str) -> None:
         assert count_tokens(text) <= count_tokens(text + "word")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import hashlib
 import json
 import re
@@ -78,18 +79,26 @@ class CacheMiddleware:
             return
         headers = {k.lower(): v for k, v in scope.get("headers", [])}
         body, whole = await self._read_body(receive)
-        replay = _replaying(body, receive)
-        request = _parse(body) if whole and b"json" in headers.get(b"content-type", b"") else None
-        if request is None:  # not ours to cache: the app sees the request as it came
-            await self.app(scope, replay, send)
-            return
-        control = _cache_control(headers.get(b"cache-control", b""))
+        json_body = whole and b"json" in headers.get(b"content-type", b"")
+        raw_control = headers.get(b"cache-control", b"")
+        control = _cache_control(raw_control) if raw_control else {}
         namespace = headers.get(b"x-memollm-namespace", b"").decode("latin-1") or self.policy.namespace
         if not _NAMESPACE.match(namespace):
             namespace = self.policy.namespace
         scope_id = self._tenant(headers)
         known = (scope["path"], namespace, control.get("max-age"), scope_id, body)
-        if "no-cache" not in control and "no-store" not in control and await self._fast_hit(known, send):
+        # Exactly known bytes were valid JSON when first seen: answer before parsing them again.
+        if (
+            json_body
+            and "no-cache" not in control
+            and "no-store" not in control
+            and await self._fast_hit(known, send)
+        ):
+            return
+        replay = _replaying(body, receive)
+        request = _parse(body) if json_body else None
+        if request is None:  # not ours to cache: the app sees the request as it came
+            await self.app(scope, replay, send)
             return
         value_fn, stream_fn = self._functions(namespace, control.get("max-age"))
         token = _request.set((scope, replay))
@@ -254,12 +263,14 @@ def _stored_if_200(result: Any) -> bool:
     return bool(result) and isinstance(result[0], (list, tuple)) and result[0][0] == 200  # a stream
 
 
-def _header_lines(text: str) -> list[tuple[bytes, bytes]]:
+@functools.lru_cache(maxsize=256)
+def _header_lines(text: str) -> tuple[tuple[bytes, bytes], ...]:
+    # Responses of one upstream repeat the same few header sets: parse each once.
     pairs = []
     for line in text.split("\n") if text else ():
         name, _, value = line.partition(": ")
         pairs.append((name.encode("latin-1"), value.encode("latin-1")))
-    return pairs
+    return tuple(pairs)
 
 
 def _headers(pairs: list[list[str]]) -> list[tuple[bytes, bytes]]:

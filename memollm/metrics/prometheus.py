@@ -111,14 +111,24 @@ class Metrics:
             buckets=_SIMILARITY_BUCKETS,
             registry=registry,
         )
+        # labels() takes a lock and builds a key on every call: keep each child once found.
+        self._latency: dict[tuple[str, str], Any] = {}
+        self._similarity: dict[str, Any] = {}
         registry.register(self.collector)
         self._unsubscribe = events.subscribe(self.observe)
 
     def observe(self, event: CacheEvent) -> None:
         """The event hook: one lookup into the histograms."""
-        self.latency.labels(event.function, event.outcome).observe(event.latency)
+        slot = (event.function, event.outcome)
+        child = self._latency.get(slot)
+        if child is None:
+            child = self._latency[slot] = self.latency.labels(*slot)
+        child.observe(event.latency)
         if event.similarity is not None:
-            self.similarity.labels(event.function).observe(event.similarity)
+            found = self._similarity.get(event.function)
+            if found is None:
+                found = self._similarity[event.function] = self.similarity.labels(event.function)
+            found.observe(event.similarity)
 
     def uninstall(self) -> None:
         """Unregister the collector and histograms and stop observing events."""

@@ -1,0 +1,181 @@
+"""What every peer benchmark shares: the payload, the timer, the network guard, the result file.
+
+Each system runs in a process of its own (see run.sh), so one library's imports, threads
+or monkey-patches never slow another down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import ipaddress
+import json
+import os
+import platform
+import socket
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+ANSWER = ("Use the def keyword, a name, parameters in parentheses and a colon; " * 16)[:1024]
+PROMPT = ("How do I define a function in Python that takes keyword arguments? " * 4)[:200]
+MODEL = "gpt-4o-mini"
+TEMPERATURE = 0.0
+MESSAGES = [{"role": "user", "content": PROMPT}]
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no price-list download at import
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+# -- the network guard: loopback only --------------------------------------------------
+
+attempts: list[str] = []
+
+
+def _loopback(host: Any) -> bool:
+    if host is None:
+        return True
+    if isinstance(host, bytes):
+        host = host.decode()
+    host = str(host)
+    if host in ("localhost", "") or host.startswith("/"):  # unix sockets too
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def guard_network() -> None:
+    """Refuse (and record) every connection or lookup that is not loopback."""
+    real_connect = socket.socket.connect
+    real_connect_ex = socket.socket.connect_ex
+    real_getaddrinfo = socket.getaddrinfo
+
+    def check(address: Any) -> None:
+        host = address[0] if isinstance(address, tuple) else address
+        if not _loopback(host):
+            attempts.append(str(host))
+            log = os.environ.get("BENCH_NET_LOG")  # set for server processes run.sh starts
+            if log:
+                with open(log, "a", encoding="utf-8") as f:
+                    f.write(f"{host}\n")
+            raise ConnectionRefusedError(f"benchmark network guard: {host} is not loopback")
+
+    def connect(self: socket.socket, address: Any) -> None:
+        check(address)
+        real_connect(self, address)
+
+    def connect_ex(self: socket.socket, address: Any) -> int:
+        check(address)
+        return real_connect_ex(self, address)
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        check((host,))
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    socket.socket.connect = connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = connect_ex  # type: ignore[method-assign]
+    socket.getaddrinfo = getaddrinfo
+
+
+# -- timing ---------------------------------------------------------------------------
+
+
+def time_sync(fn: Callable[[], Any], *, calls: int, rounds: int, warmup: int = 3) -> dict[str, float]:
+    """Median and p99 of the per-call time in microseconds (each sample: the mean over ``calls``)."""
+    for _ in range(warmup):
+        for _ in range(calls):
+            fn()
+    samples = []
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(rounds):
+            start = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            samples.append((time.perf_counter() - start) / calls * 1e6)
+    finally:
+        gc.enable()
+    return _summary(samples)
+
+
+def time_async(
+    fn: Callable[[], Awaitable[Any]], *, calls: int, rounds: int, warmup: int = 3
+) -> dict[str, float]:
+    """:func:`time_sync` for a coroutine function, all rounds on one event loop."""
+
+    async def run() -> list[float]:
+        for _ in range(warmup):
+            for _ in range(calls):
+                await fn()
+        samples = []
+        gc.collect()
+        gc.disable()
+        try:
+            for _ in range(rounds):
+                start = time.perf_counter()
+                for _ in range(calls):
+                    await fn()
+                samples.append((time.perf_counter() - start) / calls * 1e6)
+        finally:
+            gc.enable()
+        return samples
+
+    return _summary(asyncio.run(run()))
+
+
+def _summary(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "median_us": statistics.median(ordered),
+        "p99_us": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))],
+        "samples": len(ordered),
+    }
+
+
+# -- results --------------------------------------------------------------------------
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("system")
+    p.add_argument("--out", type=Path, required=True, help="append the result (JSON lines) here")
+    p.add_argument("--calls", type=int, default=500)
+    p.add_argument("--rounds", type=int, default=60)
+    p.add_argument("--redis", default=None, help="redis://127.0.0.1:PORT/0")
+    return p
+
+
+def version_of(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "?"
+
+
+def record(out: Path, scenario: str, system: str, **result: Any) -> None:
+    """Append one system's result; ``network`` lists any refused non-loopback connection."""
+    row = {
+        "scenario": scenario,
+        "system": system,
+        "network": sorted(set(attempts)),
+        "python": platform.python_version(),
+        **result,
+    }
+    with out.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(row) + "\n")
+    shown = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in result.items()}
+    print(f"{scenario:>8} {system:<40} {shown}", file=sys.stderr)
+
+
+def fail(out: Path, scenario: str, system: str, reason: str) -> None:
+    """Record that a system could not be measured, and why (never hidden)."""
+    record(out, scenario, system, error=reason)

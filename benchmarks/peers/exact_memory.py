@@ -1,0 +1,182 @@
+"""Scenario 1: an exact hit in process. One system per process: python exact_memory.py SYSTEM --out F.
+
+Every system is asked the same question (a ~200-character prompt, a model name, a
+temperature) for a ~1 KB answer, once to store it, then many times. Each must prove it
+hit: the model behind it is called exactly once.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from typing import Any
+
+from common import ANSWER, MESSAGES, MODEL, PROMPT, TEMPERATURE, guard_network, parser, record, version_of
+
+SCENARIO = "memory"
+
+
+class Counter:
+    calls = 0
+
+
+def floor() -> tuple[Any, bool, str]:
+    import cachetools
+
+    @cachetools.cached(cachetools.TTLCache(maxsize=10_000, ttl=600))
+    def ask(prompt: str, model: str, temperature: float) -> str:
+        Counter.calls += 1
+        return ANSWER
+
+    return (lambda: ask(PROMPT, MODEL, TEMPERATURE)), False, f"cachetools {version_of('cachetools')}"
+
+
+def memollm_sync() -> tuple[Any, bool, str]:
+    import memollm
+
+    @memollm.cached_llm(ttl=600)
+    def ask(prompt: str, model: str, temperature: float) -> str:
+        Counter.calls += 1
+        return ANSWER
+
+    return (lambda: ask(PROMPT, MODEL, TEMPERATURE)), False, f"memollm {version_of('memollm')}"
+
+
+def memollm_async() -> tuple[Any, bool, str]:
+    import memollm
+
+    @memollm.cached_llm(ttl=600)
+    async def ask(prompt: str, model: str, temperature: float) -> str:
+        Counter.calls += 1
+        return ANSWER
+
+    return (lambda: ask(PROMPT, MODEL, TEMPERATURE)), True, f"memollm {version_of('memollm')}"
+
+
+def gptcache_exact() -> tuple[Any, bool, str]:
+    from gptcache import Cache
+    from gptcache.adapter.api import get, put
+    from gptcache.manager import get_data_manager
+    from gptcache.processor.pre import get_prompt
+
+    cache = Cache()
+    # The map data manager, in a fresh folder: it saves itself to data_map.txt at exit.
+    folder = tempfile.mkdtemp(prefix="gptcache-")
+    cache.init(
+        pre_embedding_func=get_prompt, data_manager=get_data_manager(data_path=f"{folder}/data_map.txt")
+    )
+
+    def ask() -> str:
+        found = get(PROMPT, cache_obj=cache)
+        if found is None:
+            Counter.calls += 1
+            put(PROMPT, ANSWER, cache_obj=cache)
+            return ANSWER
+        return str(found)
+
+    # GPTCache's exact mode keys on the prompt alone: model and temperature are not part of it.
+    return ask, False, f"gptcache {version_of('gptcache')}"
+
+
+def aiocache_memory() -> tuple[Any, bool, str]:
+    from aiocache import Cache, cached
+
+    @cached(ttl=600, cache=Cache.MEMORY)
+    async def ask(prompt: str, model: str, temperature: float) -> str:
+        Counter.calls += 1
+        return ANSWER
+
+    return (lambda: ask(PROMPT, MODEL, TEMPERATURE)), True, f"aiocache {version_of('aiocache')}"
+
+
+def cashews_memory() -> tuple[Any, bool, str]:
+    from cashews import cache
+
+    cache.setup("mem://")
+
+    @cache(ttl="10m")
+    async def ask(prompt: str, model: str, temperature: float) -> str:
+        Counter.calls += 1
+        return ANSWER
+
+    return (lambda: ask(PROMPT, MODEL, TEMPERATURE)), True, f"cashews {version_of('cashews')}"
+
+
+def langchain_memory() -> tuple[Any, bool, str]:
+    from langchain_core.caches import InMemoryCache
+    from langchain_core.globals import set_llm_cache
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+    set_llm_cache(InMemoryCache())
+
+    class Model(FakeListChatModel):
+        def _call(self, *args: Any, **kwargs: Any) -> str:
+            Counter.calls += 1
+            return super()._call(*args, **kwargs)
+
+    model = Model(responses=[ANSWER], temperature=TEMPERATURE)
+
+    def ask() -> str:
+        return str(model.invoke(PROMPT).content)
+
+    return ask, False, f"langchain-core {version_of('langchain-core')}"
+
+
+def litellm_local() -> tuple[Any, bool, str]:
+    import litellm
+    from litellm.caching.caching import Cache
+
+    litellm.cache = Cache(type="local")
+    litellm.suppress_debug_info = True
+
+    def ask() -> str:
+        reply = litellm.completion(
+            model=MODEL, messages=MESSAGES, temperature=TEMPERATURE, mock_response=ANSWER, caching=True
+        )
+        if not reply._hidden_params.get("cache_hit"):
+            Counter.calls += 1
+        return str(reply.choices[0].message.content)
+
+    return ask, False, f"litellm {version_of('litellm')}"
+
+
+SYSTEMS = {
+    "cachetools.cached [floor]": floor,
+    "memollm": memollm_sync,
+    "memollm (async)": memollm_async,
+    "GPTCache exact (map; key: prompt only)": gptcache_exact,
+    "aiocache memory (async)": aiocache_memory,
+    "cashews mem:// (async)": cashews_memory,
+    "LangChain InMemoryCache (chat model)": langchain_memory,
+    "LiteLLM local cache (completion)": litellm_local,
+}
+
+
+def main() -> None:
+    args = parser(__doc__.splitlines()[0]).parse_args()
+    guard_network()
+    from common import time_async, time_sync
+
+    try:
+        call, is_async, version = SYSTEMS[args.system]()
+        slow = args.system.startswith(("LiteLLM", "LangChain", "GPTCache"))
+        calls, rounds = (args.calls // 10, args.rounds) if slow else (args.calls, args.rounds)
+        if is_async:
+            timing = time_async(call, calls=calls, rounds=rounds)
+        else:
+            timing = time_sync(call, calls=calls, rounds=rounds)
+    except Exception as exc:  # a peer that cannot run here is reported, not hidden
+        record(args.out, SCENARIO, args.system, error=f"{type(exc).__name__}: {exc}"[:300])
+        return
+    if Counter.calls != 1:
+        record(
+            args.out,
+            SCENARIO,
+            args.system,
+            error=f"did not hit its cache: the model ran {Counter.calls} times",
+        )
+        return
+    record(args.out, SCENARIO, args.system, version=version, verified=True, **timing)
+
+
+if __name__ == "__main__":
+    main()
