@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import subprocess
+import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -355,7 +359,8 @@ class TestSharedIndex:
 
 def test_approximate_index_finds_what_exact_search_finds() -> None:
     """Past its threshold a partition searches an HNSW index, with the same answers as exact search."""
-    pytest.importorskip("usearch", reason="the semantic extra is not installed")
+    if importlib.util.find_spec("usearch") is None:  # not imported here: see the onnxruntime test
+        pytest.skip("the semantic extra is not installed")
     rng = np.random.default_rng(0)
     base = rng.normal(size=(400, 64)).astype(np.float32)
     base /= np.linalg.norm(base, axis=1, keepdims=True)
@@ -423,3 +428,29 @@ class TestSemanticStreams:
         again = [c async for c in stream(PARAPHRASES[1][1])]
         assert again == first
         assert llm.calls == 1
+
+
+def test_onnxruntime_after_a_large_partition_does_not_crash(tmp_path: Path) -> None:
+    """Importing usearch, then onnxruntime, segfaults (usearch 2.26, onnxruntime 1.32).
+
+    The index loads onnxruntime before usearch, so an application that loads a model late lives.
+    """
+    # Only looked up, not imported: importing usearch here would crash this very process later.
+    if importlib.util.find_spec("usearch") is None or importlib.util.find_spec("onnxruntime") is None:
+        pytest.skip("the semantic extra is not installed")
+    script = tmp_path / "order.py"
+    script.write_text(
+        "import numpy as np\n"
+        "from memollm.semantic.index import SemanticIndex\n"
+        "index = SemanticIndex(max_entries=1000, ann_threshold=10)\n"
+        "v = np.eye(32, dtype=np.float32)[:20]\n"
+        "index.add_many('p', [f'k{i}' for i in range(20)], v, [f't{i}' for i in range(20)])\n"
+        "assert index._parts['p'].ann is not None\n"
+        "import onnxruntime\n"
+        "print('alive')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert out.returncode == 0, (out.returncode, out.stderr[-2000:])
+    assert "alive" in out.stdout

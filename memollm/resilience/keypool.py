@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from .._log import warn_limited
 from ..errors import AllKeysExhaustedError, ConfigError
 from .classify import Failure
 
@@ -211,7 +212,12 @@ class KeyPool:
             try:
                 has_credit = bool(check(k.key))
             except Exception as exc:  # noqa: BLE001 - a failing check must not take keys down
-                logger.warning("balance check of %s failed: %s", k.fingerprint, type(exc).__name__)
+                warn_limited(
+                    ("balance", k.fingerprint),
+                    "balance check of %s failed: %s",
+                    k.fingerprint,
+                    type(exc).__name__,
+                )
                 continue
             with self._lock:
                 if has_credit and k.state == SPENT:

@@ -7,6 +7,7 @@ searches its own partition, so an answer is never reused across any of those.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import OrderedDict
@@ -94,6 +95,7 @@ class _Partition:
             self._build_ann()
 
     def _build_ann(self) -> None:
+        _onnxruntime_first()
         try:
             from usearch.index import Index
         except ImportError:
@@ -229,3 +231,16 @@ class SemanticIndex:
         with self._lock:
             for name in [n for n in self._parts if n.startswith(prefix)]:
                 del self._parts[name]
+
+
+def _onnxruntime_first() -> None:
+    """Load onnxruntime (when installed) before usearch.
+
+    With usearch 2.26 and onnxruntime 1.32 on Linux, importing onnxruntime after usearch
+    kills the process with a segmentation fault; the other order is fine. fastembed
+    imports onnxruntime when it loads a model, which can happen after an index has grown
+    past the ANN threshold (a callable embedder, a model loaded late, the application's own
+    use of onnxruntime), so the safe order is made here, once.
+    """
+    with contextlib.suppress(ImportError):
+        import onnxruntime  # type: ignore[import-untyped]  # noqa: F401 - for its side effect
