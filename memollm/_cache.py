@@ -257,8 +257,7 @@ class LLMCache:
         next(plan.hits[0])
         next(memo[3])
         if hooks:
-            seen = Observation("hit", plan.names[0], None, time.perf_counter(), memo[4].worth)
-            _events.emit(_events.build(self.name, started, time.time(), seen))
+            _events.emit(_events.hit_event(self.name, plan.names[0], started, memo[4].worth))
         created = None if memo[1] is None or plan.ttl is None else memo[1] - plan.ttl
         return memo[2], created
 

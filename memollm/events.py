@@ -140,6 +140,24 @@ def build(
     )
 
 
+def hit_event(function: str, tier: str, started: float, worth: Any) -> CacheEvent:
+    """The event of a hit served without the full call path (the ASGI fast path)."""
+    return CacheEvent(
+        function,
+        "hit",
+        tier,
+        time.perf_counter() - started,
+        time.time(),
+        None,
+        worth.input_tokens,
+        worth.output_tokens,
+        worth.estimated,
+        worth.model,
+        worth.cost,
+        worth.latency,
+    )
+
+
 def _outcome(noted: str | None, failed: bool) -> tuple[str, str | None]:
     if failed and noted != "stale":
         return "error", "upstream"

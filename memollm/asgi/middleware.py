@@ -77,14 +77,15 @@ class CacheMiddleware:
         if scope["type"] != "http" or scope.get("method") != "POST" or scope.get("path") not in self.paths:
             await self.app(scope, receive, send)
             return
-        headers = {k.lower(): v for k, v in scope.get("headers", [])}
+        headers = dict(scope.get("headers", ()))  # ASGI servers lowercase header names
         body, whole = await self._read_body(receive)
         json_body = whole and b"json" in headers.get(b"content-type", b"")
         raw_control = headers.get(b"cache-control", b"")
         control = _cache_control(raw_control) if raw_control else {}
-        namespace = headers.get(b"x-memollm-namespace", b"").decode("latin-1") or self.policy.namespace
-        if not _NAMESPACE.match(namespace):
-            namespace = self.policy.namespace
+        namespace = self.policy.namespace
+        asked = headers.get(b"x-memollm-namespace")
+        if asked and _NAMESPACE.match(text := asked.decode("latin-1")):
+            namespace = text
         scope_id = self._tenant(headers)
         known = (scope["path"], namespace, control.get("max-age"), scope_id, body)
         # Exactly known bytes were valid JSON when first seen: answer before parsing them again.
@@ -149,10 +150,13 @@ class CacheMiddleware:
             if message["type"] != "http.request":
                 return b"".join(chunks), False
             chunk = message.get("body", b"")
+            if not message.get("more_body"):
+                if not chunks:  # the usual case: the whole body in one message
+                    return chunk, True
+                chunks.append(chunk)
+                return b"".join(chunks), True
             chunks.append(chunk)
             size += len(chunk)
-            if not message.get("more_body"):
-                return b"".join(chunks), True
             if size > self.max_body:
                 return b"".join(chunks), False
 

@@ -56,6 +56,12 @@ class _Partition:
 
     def add(self, key: str, vector: npt.NDArray[np.float32], text: str, expires: float) -> None:
         row = self.rows.get(key)
+        if row is not None and self.texts[row] == text:
+            # The same prompt again (often this process's own write read back from the shared
+            # log): its vector is already here; re-inserting it into HNSW costs ~1 ms for nothing.
+            self.expires[row] = max(self.expires[row], expires)
+            self.rows.move_to_end(key)
+            return
         if row is None:
             if self.free:
                 row = self.free.pop()
