@@ -231,6 +231,75 @@ class LLMCache:
                 self._semantic_store(plan, key, Pending(parts.partition, parts.text, vector), result, data)
         return True
 
+    def store_many(self, calls: Iterable[tuple[Any, Any]]) -> int:
+        """Preload many answers at once: ``calls`` yields ``(arguments, result)`` pairs.
+
+        ``arguments`` is a tuple of positional arguments, a dict of keyword arguments, or any
+        other value as the single positional argument (wrap a tuple or dict meant as the one
+        argument in a tuple). With a semantic tier, the prompts are embedded in batches and
+        indexed together, far faster than :meth:`store` one by one. Returns how many results
+        were stored; calls whose arguments cannot be keyed are skipped (``strict`` raises).
+        """
+        plan = self._current()
+        if not plan.enabled:
+            return 0
+        stored = 0
+        pending: list[tuple[str, Any]] = []
+        for arguments, result in calls:
+            args, kwargs = _split_arguments(arguments)
+            try:
+                key = plan.keys.info(self._bound, args, kwargs).key
+            except (UncacheableArgumentError, TypeError):
+                if plan.policy.strict:
+                    raise
+                continue
+            data = self._store(plan, key, result, KIND_VALUE)
+            if data is None:
+                continue
+            stored += 1
+            if plan.semantic is not None:
+                try:
+                    parts = plan.keys.semantic(self._bound, args, kwargs)
+                except (UncacheableArgumentError, TypeError):
+                    parts = None
+                if parts is not None:
+                    pending.append((key, parts))
+        if pending:
+            self._index_many(plan, pending)
+        return stored
+
+    def _index_many(self, plan: _Plan, pending: list[tuple[str, Any]], batch: int = 256) -> None:
+        """Embed stored prompts in batches and index them, partition by partition."""
+        from .semantic.embedder import EmbedderUnavailable
+
+        sem = plan.semantic
+        expires = None if plan.ttl is None else self._clock() + plan.ttl
+        for start in range(0, len(pending), batch):
+            chunk = pending[start : start + batch]
+            try:
+                vectors = sem.embedder.embed([parts.text for _, parts in chunk])
+            except EmbedderUnavailable as exc:
+                warn_once(("embedder", str(exc)), "%s: semantic caching is off, exact caching goes on: %s",
+                          self.name, exc)  # fmt: skip
+                return
+            groups: dict[str, list[int]] = {}
+            for i, (_, parts) in enumerate(chunk):
+                groups.setdefault(parts.partition, []).append(i)
+            for partition, rows in groups.items():
+                keys = [chunk[i][0] for i in rows]
+                texts = [chunk[i][1].text for i in rows]
+                sem.index.add_many(partition, keys, vectors[rows], texts, expires)
+                log = plan.vector_log
+                if log is None:
+                    continue
+                for key, text, vector in zip(keys, texts, vectors[rows], strict=True):
+                    blob = sem.pack(vector)
+                    try:
+                        log.call(lambda: log.backend.vlog_append(partition, key, text, blob, expires))  # noqa: B023
+                    except Exception as exc:  # noqa: BLE001 - a failing tier is skipped
+                        self._tier_failed(plan, log.name, exc)
+                        break
+
     def _forget_vector(self, plan: _Plan, args: tuple[Any, ...], kwargs: dict[str, Any], key: str) -> None:
         if plan.semantic is not None:
             parts = plan.keys.semantic(self._bound, args, kwargs)
@@ -1384,6 +1453,14 @@ def _fresh_memo(item: MemoryItem, kind: int, now: float) -> tuple[Any, ...] | No
     if memo is not None and memo[0] == kind and (memo[1] is None or memo[1] > now):
         return memo
     return None
+
+
+def _split_arguments(arguments: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    if type(arguments) is tuple:
+        return arguments, {}
+    if isinstance(arguments, Mapping):
+        return (), dict(arguments)
+    return (arguments,), {}
 
 
 def _shareable(env: list[Any]) -> Any:

@@ -63,3 +63,53 @@ def test_what_is_not_stored(memory: MemoryBackend) -> None:
         return "x"
 
     assert not off.cache.store("fine", "q")
+
+
+def test_store_many_preloads_in_batches(memory: MemoryBackend) -> None:
+    batches: list[int] = []
+
+    def embed(texts: list[str]) -> Any:
+        batches.append(len(texts))
+        vocab = ["hours", "refund", "shipping", "password"]
+        return np.array([[t.lower().count(w) for w in vocab] for t in texts], dtype=np.float32) + 1e-3
+
+    calls = 0
+
+    @memollm.cached_llm(semantic=0.9, embedder=embed, verify=False)
+    def ask(question: str, lang: str = "en") -> str:
+        nonlocal calls
+        calls += 1
+        return "fresh"
+
+    faq = [
+        ("What are your opening hours?", "9 to 5"),
+        (("How do I get a refund?",), "Within 30 days"),
+        ({"question": "Where is my shipping label?", "lang": "en"}, "In your account"),
+        ({"question": "Where is my shipping label?", "lang": "de"}, "In Ihrem Konto"),
+        (threading.Lock(), "not keyable: skipped"),
+    ]
+    assert ask.cache.store_many(faq) == 4
+    assert batches == [4]  # one embedding call for every prompt
+    assert ask("What are your opening hours?") == "9 to 5"
+    assert ask("refund: how do I get one?") == "Within 30 days"  # semantic, from the batch
+    assert ask("my shipping label, where is it?", lang="de") == "In Ihrem Konto"  # its own partition
+    assert calls == 0
+
+
+def test_store_many_into_a_partition_that_already_has_an_approximate_index() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("usearch") is None:
+        pytest.skip("the semantic extra is not installed")
+    from memollm.semantic.index import SemanticIndex
+
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(60, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = SemanticIndex(max_entries=1000, ann_threshold=20)
+    index.add_many("p", [f"k{i}" for i in range(30)], vectors[:30], [f"t{i}" for i in range(30)])
+    assert index._parts["p"].ann is not None
+    index.add_many("p", [f"k{i}" for i in range(25, 60)], vectors[25:], [f"t{i}" for i in range(25, 60)])
+    assert len(index) == 60 and len(index._parts["p"].ann) == 60  # k25..k29 were not inserted twice
+    for i in (0, 29, 45, 59):
+        assert index.search("p", vectors[i], k=1, threshold=0.99)[0].key == f"k{i}"

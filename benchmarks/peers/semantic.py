@@ -136,8 +136,7 @@ def memollm_system(
         raise Miss
 
     def put(texts: list[str], answers: list[str]) -> None:
-        for text, answer in zip(texts, answers, strict=True):
-            ask.cache.store(answer, text)
+        ask.cache.store_many(zip(texts, answers, strict=True))
 
     def get(text: str) -> str | None:
         try:

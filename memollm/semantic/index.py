@@ -55,13 +55,39 @@ class _Partition:
         return len(self.rows)
 
     def add(self, key: str, vector: npt.NDArray[np.float32], text: str, expires: float) -> None:
+        row = self._place(key, vector, text, expires)
+        if row is None:
+            return
+        if self.ann is not None:
+            self.ann.add(row, vector)
+        elif len(self.rows) >= self.ann_threshold:
+            self._build_ann()
+
+    def extend(
+        self, keys: list[str], vectors: npt.NDArray[np.float32], texts: list[str], expires: float
+    ) -> None:
+        """Add many prompts to a partition that already holds some: one HNSW batch for all."""
+        rows = [
+            self._place(key, vector, text, expires)
+            for key, vector, text in zip(keys, vectors, texts, strict=True)
+        ]
+        placed = [(row, i) for i, row in enumerate(rows) if row is not None]
+        if self.ann is not None and placed:
+            self.ann.add(
+                np.array([row for row, _ in placed], dtype=np.uint64), vectors[[i for _, i in placed]]
+            )
+        elif self.ann is None and len(self.rows) >= self.ann_threshold:
+            self._build_ann()
+
+    def _place(self, key: str, vector: npt.NDArray[np.float32], text: str, expires: float) -> int | None:
+        """Put a prompt in the matrix; its row, or None when it was already there (not re-indexed)."""
         row = self.rows.get(key)
         if row is not None and self.texts[row] == text:
             # The same prompt again (often this process's own write read back from the shared
             # log): its vector is already here; re-inserting it into HNSW costs ~1 ms for nothing.
             self.expires[row] = max(self.expires[row], expires)
             self.rows.move_to_end(key)
-            return
+            return None
         if row is None:
             if self.free:
                 row = self.free.pop()
@@ -74,16 +100,13 @@ class _Partition:
                 self.keys.append(None)
                 self.texts.append("")
                 self.expires.append(0.0)
+        elif self.ann is not None and self.ann.contains(row):
+            self.ann.remove(row)
         self.matrix[row] = vector
         self.keys[row], self.texts[row], self.expires[row] = key, text, expires
         self.rows[key] = row
         self.rows.move_to_end(key)
-        if self.ann is not None:
-            if self.ann.contains(row):
-                self.ann.remove(row)
-            self.ann.add(row, vector)
-        elif len(self.rows) >= self.ann_threshold:
-            self._build_ann()
+        return row
 
     def load(
         self, keys: list[str], vectors: npt.NDArray[np.float32], texts: list[str], expires: float
@@ -207,9 +230,8 @@ class SemanticIndex:
             part = self._parts.get(partition)
             if part is None:
                 part = self._parts[partition] = _Partition(vectors.shape[1], self.ann_threshold)
-            if part.rows or part.ann is not None:  # not a fresh partition: the one-by-one path
-                for key, vector, text in zip(keys, vectors, texts, strict=True):
-                    part.add(key, vector, text, float("inf") if expires is None else expires)
+            if part.rows or part.ann is not None:  # not a fresh partition
+                part.extend(keys, vectors, texts, float("inf") if expires is None else expires)
             else:
                 part.load(keys, vectors, texts, float("inf") if expires is None else expires)
             while len(part) > self.max_entries:
@@ -249,4 +271,4 @@ def _onnxruntime_first() -> None:
     use of onnxruntime), so the safe order is made here, once.
     """
     with contextlib.suppress(ImportError):
-        import onnxruntime  # type: ignore[import-untyped]  # noqa: F401 - for its side effect
+        import onnxruntime  # noqa: F401 - imported for its side effect on the process
