@@ -99,3 +99,24 @@ def test_plain_text_without_prometheus_client_parses_too(memory: MemoryBackend) 
     ask("q")
     got = samples(_plain_metrics())
     assert got[("memollm_hits_total", (("tier", "memory"),))] >= 1
+
+
+def test_queued_observations_are_folded_in_without_a_scrape(memory: MemoryBackend) -> None:
+    registry = prometheus_client.CollectorRegistry()
+    metrics = prometheus.install(registry)
+    try:
+
+        @memollm.cached_llm(name="metrics.many")
+        def ask(prompt: str) -> str:
+            return "a"
+
+        for _ in range(5000):
+            ask("q")
+        # Past 4,096 queued lookups the hook folds them in itself: memory stays bounded.
+        assert len(metrics._pending) < 1000
+        counted = registry.get_sample_value(
+            "memollm_lookup_seconds_count", {"function": "metrics.many", "outcome": "hit"}
+        )
+        assert counted == 4999
+    finally:
+        metrics.uninstall()

@@ -21,7 +21,8 @@ or your framework's exporter)::
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
@@ -36,6 +37,7 @@ __all__ = ["CONTENT_TYPE", "Metrics", "StatsCollector", "exposition", "install"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
+_FLUSH_AFTER = 4096
 _LATENCY_BUCKETS = (0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
 _SIMILARITY_BUCKETS = (0.80, 0.85, 0.88, 0.90, 0.92, 0.94, 0.96, 0.98, 0.99, 1.0)
 
@@ -52,10 +54,19 @@ _COUNTERS = (
 
 
 class StatsCollector(Collector):
-    """Reads every cached function's stats when Prometheus scrapes."""
+    """Reads every cached function's stats when Prometheus scrapes.
+
+    ``before`` runs first on every scrape (the histograms' pending observations are
+    folded in then: this collector is registered ahead of them).
+    """
+
+    def __init__(self, before: Callable[[], None] | None = None) -> None:
+        self.before = before
 
     def collect(self) -> Iterator[Any]:
         """Yield the metric families (called by the registry)."""
+        if self.before is not None:
+            self.before()
         by_function = stats_by_function()
         hits = CounterMetricFamily("memollm_hits", "Cache hits, by tier.", labels=["function", "tier"])
         lookups = CounterMetricFamily(
@@ -96,7 +107,13 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
-        self.collector = StatsCollector()
+        # Events wait here (deque.append is atomic and cheap) and reach the histograms when
+        # Prometheus scrapes, or every _FLUSH_AFTER events: a hit does not take the
+        # histograms' locks. Registered first, so a scrape folds them in before reading them.
+        self._pending: deque[CacheEvent] = deque()
+        self._flushing = threading.Lock()
+        self.collector = StatsCollector(before=self.flush)
+        registry.register(self.collector)
         self.latency = Histogram(
             "memollm_lookup_seconds",
             "Seconds from a call to the cache's answer (the lookup alone on a miss).",
@@ -114,21 +131,30 @@ class Metrics:
         # labels() takes a lock and builds a key on every call: keep each child once found.
         self._latency: dict[tuple[str, str], Any] = {}
         self._similarity: dict[str, Any] = {}
-        registry.register(self.collector)
         self._unsubscribe = events.subscribe(self.observe)
 
     def observe(self, event: CacheEvent) -> None:
-        """The event hook: one lookup into the histograms."""
-        slot = (event.function, event.outcome)
-        child = self._latency.get(slot)
-        if child is None:
-            child = self._latency[slot] = self.latency.labels(*slot)
-        child.observe(event.latency)
-        if event.similarity is not None:
-            found = self._similarity.get(event.function)
-            if found is None:
-                found = self._similarity[event.function] = self.similarity.labels(event.function)
-            found.observe(event.similarity)
+        """The event hook: queue one lookup for the histograms."""
+        self._pending.append(event)
+        if len(self._pending) > _FLUSH_AFTER:
+            self.flush()
+
+    def flush(self) -> None:
+        """Move queued lookups into the histograms."""
+        with self._flushing:
+            take = self._pending.popleft
+            while self._pending:
+                event = take()
+                slot = (event.function, event.outcome)
+                child = self._latency.get(slot)
+                if child is None:
+                    child = self._latency[slot] = self.latency.labels(*slot)
+                child.observe(event.latency)
+                if event.similarity is not None:
+                    found = self._similarity.get(event.function)
+                    if found is None:
+                        found = self._similarity[event.function] = self.similarity.labels(event.function)
+                    found.observe(event.similarity)
 
     def uninstall(self) -> None:
         """Unregister the collector and histograms and stop observing events."""
