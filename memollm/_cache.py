@@ -59,7 +59,6 @@ from .usage import prompt_text, usage_of
 __all__ = ["LLMCache", "global_stats", "stats_by_function"]
 
 _MISS: Any = object()
-_NO_WORTH = Worth()
 _UNKNOWN: Any = -1.0  # an expiry not known to the caller of _warm
 SHADOW_THRESHOLD = 0.90  # the cosine threshold shadow mode measures would-be hits at
 _caches: weakref.WeakSet[LLMCache] = weakref.WeakSet()
@@ -820,9 +819,7 @@ class LLMCache:
                 found = self._await_other(plan, key)
                 if found is not None:
                     return found
-            started = time.perf_counter()
-            result = self._upstream(plan, call)
-            worth = self._worth(plan, call, result, time.perf_counter() - started)
+            result, worth = self._paid_call(plan, call)
             note("miss", worth=worth)
             return result, self._store(plan, key, result, KIND_VALUE, worth)
         finally:
@@ -841,9 +838,7 @@ class LLMCache:
                 found = await self._await_other_async(plan, key)
                 if found is not None:
                     return found
-            started = time.perf_counter()
-            result = await self._aupstream(plan, call)
-            worth = self._worth(plan, call, result, time.perf_counter() - started)
+            result, worth = await self._apaid_call(plan, call)
             note("miss", worth=worth)
             data = self._encode(plan, result, KIND_VALUE, worth)
             if data is not None:
@@ -960,9 +955,7 @@ class LLMCache:
 
         def job() -> None:
             try:
-                started = time.perf_counter()
-                result = self._upstream(plan, call)
-                worth = self._worth(plan, call, result, time.perf_counter() - started)
+                result, worth = self._paid_call(plan, call)
                 self._store(plan, key, result, KIND_VALUE, worth)
                 self._stats.add("refreshes")
             except Exception as exc:  # noqa: BLE001 - the entry is still served until it expires
@@ -979,9 +972,7 @@ class LLMCache:
 
         async def job() -> None:
             try:
-                started = time.perf_counter()
-                result = await self._aupstream(plan, call)
-                worth = self._worth(plan, call, result, time.perf_counter() - started)
+                result, worth = await self._apaid_call(plan, call)
                 data = self._encode(plan, result, KIND_VALUE, worth)
                 if data is not None:
                     await self._awrite(plan, key, data)
@@ -1274,7 +1265,7 @@ class LLMCache:
         value = _shareable(env)
         if value is _MISS:
             return None
-        tally = self._stats.tally(Worth.from_meta(env[4]) or _NO_WORTH)
+        tally = self._stats.tally(Worth.from_meta(env[4]))
         return env[1], env[3], value, tally.count, tally
 
     # -- adaptive TTL -------------------------------------------------------------------
@@ -1310,6 +1301,18 @@ class LLMCache:
         self._each(plan, lambda tier: tier.set(key, data, ttl))
 
     # -- savings ------------------------------------------------------------------------
+
+    def _paid_call(self, plan: _Plan, call: _Call) -> tuple[Any, Worth | None]:
+        """The upstream call, and what a later hit on its result will save."""
+        started = time.perf_counter()
+        result = self._upstream(plan, call)
+        return result, self._worth(plan, call, result, time.perf_counter() - started)
+
+    async def _apaid_call(self, plan: _Plan, call: _Call) -> tuple[Any, Worth | None]:
+        """Async :meth:`_paid_call`."""
+        started = time.perf_counter()
+        result = await self._aupstream(plan, call)
+        return result, self._worth(plan, call, result, time.perf_counter() - started)
 
     def _worth(self, plan: _Plan, call: _Call, result: Any, latency: float) -> Worth | None:
         """What a hit on this fresh result will save: its call's tokens, cost and duration."""

@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from .pricing import cost_of
+from .usage import Usage
+
 __all__ = ["CacheStats", "StatsRecorder", "Tally", "Worth"]
 
 
@@ -37,9 +40,6 @@ class Worth:
         tin, tout, est, model, latency = raw
         if not (isinstance(tin, int) and isinstance(tout, int) and isinstance(latency, (int, float))):
             return None
-        from .pricing import cost_of
-        from .usage import Usage
-
         model = model if isinstance(model, str) else None
         usage = Usage(max(tin, 0), max(tout, 0), bool(est), model)
         cost = cost_of(usage)
@@ -55,9 +55,9 @@ class Tally:
 
     __slots__ = ("__weakref__", "count", "worth")
 
-    def __init__(self, worth: Worth) -> None:
+    def __init__(self, worth: Worth | None) -> None:
         self.count = itertools.count()
-        self.worth = worth
+        self.worth = worth  # None: the entry recorded no usage (preloaded, or an older memollm)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +163,7 @@ class StatsRecorder:
         self._lock = threading.RLock()
         self._saved: dict[str, Any] = dict.fromkeys(_SAVINGS, 0)
         self._unpriced: set[str] = set()
-        self._live: dict[weakref.ref[Tally], tuple[itertools.count[int], Worth, list[int]]] = {}
+        self._live: dict[weakref.ref[Tally], tuple[itertools.count[int], Worth | None, list[int]]] = {}
         self._hits: dict[str, itertools.count[int]] = {}
         self._counts = {name: itertools.count() for name in _COUNTERS}
         # reset() records where each counter stood; counters themselves are never replaced,
@@ -203,7 +203,7 @@ class StatsRecorder:
                 saved["unpriced_hits"] += hits
                 self._unpriced.add(worth.model or "unknown model")
 
-    def tally(self, worth: Worth) -> Tally:
+    def tally(self, worth: Worth | None) -> Tally:
         """A lock-free hit counter for one memoised entry: ``next(tally.count)`` per hit."""
         tally = Tally(worth)
         with self._lock:
@@ -216,10 +216,11 @@ class StatsRecorder:
             if entry is not None:
                 self._fold(entry)
 
-    def _fold(self, entry: tuple[itertools.count[int], Worth, list[int]]) -> None:
+    def _fold(self, entry: tuple[itertools.count[int], Worth | None, list[int]]) -> None:
         count, worth, seen = entry
         now = _value(count)
-        self.saved(worth, now - seen[0])
+        if worth is not None:
+            self.saved(worth, now - seen[0])
         seen[0] = now
 
     def snapshot(self) -> CacheStats:

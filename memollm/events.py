@@ -117,45 +117,35 @@ def build(
     outcome, detail = _outcome(seen.outcome, failed)
     looked = seen.looked if seen.looked is not None else end
     latency = (end if outcome in ("hit", "semantic-hit") else looked) - started
-    worth = seen.worth
-    fields: dict[str, Any] = {}
-    if worth is not None:
-        fields = {
-            "input_tokens": worth.input_tokens,
-            "output_tokens": worth.output_tokens,
-            "estimated": worth.estimated,
-            "model": worth.model,
-            "cost": worth.cost,
-            "call_latency": worth.latency,
-        }
-    return CacheEvent(
-        function=function,
-        outcome=outcome,
-        tier=seen.tier if outcome in ("hit", "semantic-hit") else None,
-        latency=max(latency, 0.0),
-        time=wall,
-        similarity=seen.similarity if outcome == "semantic-hit" else None,
-        detail=detail,
-        **fields,
+    return CacheEvent._make(
+        (
+            function,
+            outcome,
+            seen.tier if outcome in ("hit", "semantic-hit") else None,
+            max(latency, 0.0),
+            wall,
+            seen.similarity if outcome == "semantic-hit" else None,
+            *_costs(seen.worth),
+            detail,
+        )
     )
 
 
 def hit_event(function: str, tier: str, started: float, worth: Any) -> CacheEvent:
     """The event of a hit served without the full call path (the ASGI fast path)."""
-    return CacheEvent(
-        function,
-        "hit",
-        tier,
-        time.perf_counter() - started,
-        time.time(),
-        None,
-        worth.input_tokens,
-        worth.output_tokens,
-        worth.estimated,
-        worth.model,
-        worth.cost,
-        worth.latency,
+    return CacheEvent._make(
+        (function, "hit", tier, time.perf_counter() - started, time.time(), None, *_costs(worth))
     )
+
+
+_UNKNOWN_COSTS = (None, None, False, None, None, None)
+
+
+def _costs(worth: Any) -> tuple[Any, ...]:
+    """CacheEvent's token, model, cost and call-latency fields from a ``Worth`` (or None)."""
+    if worth is None:
+        return _UNKNOWN_COSTS
+    return (worth.input_tokens, worth.output_tokens, worth.estimated, worth.model, worth.cost, worth.latency)
 
 
 def _outcome(noted: str | None, failed: bool) -> tuple[str, str | None]:

@@ -193,3 +193,19 @@ def test_semantic_hit_event(seen: list[CacheEvent], memory: MemoryBackend) -> No
     ask("python: create list, how?")
     assert [e.outcome for e in seen] == ["miss", "semantic-hit"]
     assert seen[1].tier == "semantic" and seen[1].similarity is not None and seen[1].similarity > 0.9
+
+
+def test_a_preloaded_entry_reports_unknown_costs_not_zero(
+    seen: list[CacheEvent], memory: MemoryBackend
+) -> None:
+    """Nothing was paid for a stored answer: its hit says the tokens are unknown (None), not 0."""
+
+    @memollm.cached_llm(name="preloaded")
+    def ask(prompt: str) -> str:
+        return "fresh"
+
+    ask.cache.store("known", "q")
+    assert [ask("q"), ask("q")] == ["known", "known"]  # the second is the memoised flat path
+    assert [(e.outcome, e.input_tokens, e.cost, e.call_latency) for e in seen] == [
+        ("hit", None, None, None)
+    ] * 2
