@@ -176,6 +176,35 @@ def record(out: Path, scenario: str, system: str, **result: Any) -> None:
     print(f"{scenario:>8} {system:<40} {shown}", file=sys.stderr)
 
 
-def fail(out: Path, scenario: str, system: str, reason: str) -> None:
-    """Record that a system could not be measured, and why (never hidden)."""
-    record(out, scenario, system, error=reason)
+class Counter:
+    """Calls that reached the model behind the system measured in this process."""
+
+    calls = 0
+
+
+def run_exact(
+    scenario: str, doc: str, systems: dict[str, Callable[..., Any]], *, slow: tuple[str, ...], divisor: int
+) -> None:
+    """Measure one exact-hit system named on the command line and record it.
+
+    ``systems`` maps names to builders returning (call, is_async, version); a Redis scenario's
+    builders take the URL. Systems whose name starts with one of ``slow`` make ``divisor``
+    times fewer calls per round. A system that did not call its model exactly once did not
+    hit its cache, and is recorded as such.
+    """
+    args = parser(doc.splitlines()[0]).parse_args()
+    guard_network()
+    try:
+        build = systems[args.system]
+        call, is_async, version = build(args.redis) if args.redis else build()
+        calls = args.calls // divisor if args.system.startswith(slow) else args.calls
+        timer = time_async if is_async else time_sync
+        timing = timer(call, calls=calls, rounds=args.rounds)
+    except Exception as exc:  # a peer that cannot run here is reported, not hidden
+        record(args.out, scenario, args.system, error=f"{type(exc).__name__}: {exc}"[:300])
+        return
+    if Counter.calls != 1:
+        error = f"did not hit its cache: the model ran {Counter.calls} times"
+        record(args.out, scenario, args.system, error=error)
+        return
+    record(args.out, scenario, args.system, version=version, verified=True, **timing)

@@ -10,13 +10,9 @@ from __future__ import annotations
 import tempfile
 from typing import Any
 
-from common import ANSWER, MESSAGES, MODEL, PROMPT, TEMPERATURE, guard_network, parser, record, version_of
+from common import ANSWER, MESSAGES, MODEL, PROMPT, TEMPERATURE, Counter, run_exact, version_of
 
 SCENARIO = "memory"
-
-
-class Counter:
-    calls = 0
 
 
 def floor() -> tuple[Any, bool, str]:
@@ -152,30 +148,7 @@ SYSTEMS = {
 
 
 def main() -> None:
-    args = parser(__doc__.splitlines()[0]).parse_args()
-    guard_network()
-    from common import time_async, time_sync
-
-    try:
-        call, is_async, version = SYSTEMS[args.system]()
-        slow = args.system.startswith(("LiteLLM", "LangChain", "GPTCache"))
-        calls, rounds = (args.calls // 10, args.rounds) if slow else (args.calls, args.rounds)
-        if is_async:
-            timing = time_async(call, calls=calls, rounds=rounds)
-        else:
-            timing = time_sync(call, calls=calls, rounds=rounds)
-    except Exception as exc:  # a peer that cannot run here is reported, not hidden
-        record(args.out, SCENARIO, args.system, error=f"{type(exc).__name__}: {exc}"[:300])
-        return
-    if Counter.calls != 1:
-        record(
-            args.out,
-            SCENARIO,
-            args.system,
-            error=f"did not hit its cache: the model ran {Counter.calls} times",
-        )
-        return
-    record(args.out, SCENARIO, args.system, version=version, verified=True, **timing)
+    run_exact(SCENARIO, __doc__, SYSTEMS, slow=("LiteLLM", "LangChain", "GPTCache"), divisor=10)
 
 
 if __name__ == "__main__":

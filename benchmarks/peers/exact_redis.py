@@ -11,13 +11,9 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from common import ANSWER, MESSAGES, MODEL, PROMPT, TEMPERATURE, guard_network, parser, record, version_of
+from common import ANSWER, MESSAGES, MODEL, PROMPT, TEMPERATURE, Counter, run_exact, version_of
 
 SCENARIO = "redis"
-
-
-class Counter:
-    calls = 0
 
 
 def floor(url: str) -> tuple[Any, bool, str]:
@@ -159,28 +155,7 @@ SYSTEMS = {
 
 
 def main() -> None:
-    args = parser(__doc__.splitlines()[0]).parse_args()
-    guard_network()
-    from common import time_async, time_sync
-
-    try:
-        call, is_async, version = SYSTEMS[args.system](args.redis)
-        slow = args.system.startswith(("LiteLLM", "LangChain"))
-        calls = args.calls // 5 if slow else args.calls
-        timer = time_async if is_async else time_sync
-        timing = timer(call, calls=calls, rounds=args.rounds)
-    except Exception as exc:  # a peer that cannot run here is reported, not hidden
-        record(args.out, SCENARIO, args.system, error=f"{type(exc).__name__}: {exc}"[:300])
-        return
-    if Counter.calls != 1:
-        record(
-            args.out,
-            SCENARIO,
-            args.system,
-            error=f"did not hit its cache: the model ran {Counter.calls} times",
-        )
-        return
-    record(args.out, SCENARIO, args.system, version=version, verified=True, **timing)
+    run_exact(SCENARIO, __doc__, SYSTEMS, slow=("LiteLLM", "LangChain"), divisor=5)
 
 
 if __name__ == "__main__":
