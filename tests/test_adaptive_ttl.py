@@ -123,3 +123,19 @@ def test_from_a_config_table_and_policy() -> None:
         return prompt
 
     assert ask.cache.policy.adaptive == AdaptiveTTL()
+
+
+@pytest.mark.redis
+def test_a_hot_entry_gets_a_longer_ttl_in_redis(redis_url: str, clock: FakeClock) -> None:
+    """The extension is written to Redis itself: other processes see the longer lifetime."""
+    from memollm.backends.redis import RedisBackend
+
+    redis = RedisBackend(redis_url)
+    llm = FakeLLM()
+    ask = cached(llm, clock, AdaptiveTTL(base=10, hot=1000, hot_after=1), tiers=[redis])
+    ask("q")
+    key = ask.cache.key_for("q")
+    assert redis.client.pttl(redis.full_key(key)) <= 10_000
+    clock.advance(1)
+    ask("q")  # hot: expiry moves to 1 + 1000
+    assert redis.client.pttl(redis.full_key(key)) > 900_000

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from memollm import CacheStats
 from memollm._stats import StatsRecorder
 
@@ -52,3 +54,20 @@ def test_reset_keeps_counters_that_are_held() -> None:
     assert rec.snapshot() == CacheStats()
     next(counter)
     assert rec.snapshot().hits == {"memory": 1}
+
+
+def test_repeated_warnings_are_rate_limited_and_say_how_many_were_dropped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    from memollm import _log
+
+    caplog.set_level(logging.WARNING, logger="memollm")
+    key = ("test", "rate-limit")
+    for _ in range(4):
+        _log.warn_limited(key, "tier %s failed", "x")
+    assert [r.getMessage() for r in caplog.records] == ["tier x failed"]
+    _log._last[key][0] -= 61  # a minute later
+    _log.warn_limited(key, "tier %s failed", "x")
+    assert caplog.records[-1].getMessage() == "tier x failed (3 similar warnings suppressed)"

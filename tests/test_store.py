@@ -113,3 +113,40 @@ def test_store_many_into_a_partition_that_already_has_an_approximate_index() -> 
     assert len(index) == 60 and len(index._parts["p"].ann) == 60  # k25..k29 were not inserted twice
     for i in (0, 29, 45, 59):
         assert index.search("p", vectors[i], k=1, threshold=0.99)[0].key == f"k{i}"
+
+
+def test_store_many_reaches_the_shared_vector_log(tmp_path: Any) -> None:
+    """Preloaded prompts are logged in SQLite: a process started later finds them semantically."""
+    from memollm.backends.sqlite import SQLiteBackend
+
+    def embed(texts: list[str]) -> Any:
+        vocab = ["hours", "refund"]
+        return np.array([[t.lower().count(w) for w in vocab] for t in texts], dtype=np.float32) + 1e-3
+
+    def make() -> Any:
+        memollm.register_tier("memory", MemoryBackend())
+        memollm.register_tier("sqlite", SQLiteBackend(tmp_path / "c.db"))
+
+        @memollm.cached_llm(
+            name="faq", tiers=("memory", "sqlite"), semantic=0.9, embedder=embed, verify=False
+        )
+        def ask(question: str) -> str:
+            return "fresh"
+
+        return ask
+
+    assert make().cache.store_many([("What are your opening hours?", "9 to 5")]) == 1
+    later = make()  # an empty memory tier and an empty index, as in a new process
+    assert later("hours: when are you open?") == "9 to 5"
+
+
+def test_the_same_prompt_again_is_not_reindexed() -> None:
+    from memollm.semantic.index import SemanticIndex
+
+    index = SemanticIndex(max_entries=100)
+    first, other = np.eye(4, dtype=np.float32)[0], np.eye(4, dtype=np.float32)[1]
+    index.add("p", "k", first, "same prompt", None)
+    index.add("p", "k", other, "same prompt", None)  # e.g. its own write read back from the log
+    assert index.search("p", first, k=1, threshold=0.99)[0].key == "k"
+    index.add("p", "k", other, "a changed prompt", None)
+    assert index.search("p", other, k=1, threshold=0.99)[0].key == "k"
