@@ -134,7 +134,7 @@ def build(
 def hit_event(function: str, tier: str, started: float, worth: Any) -> CacheEvent:
     """The event of a hit served without the full call path (the ASGI fast path)."""
     return CacheEvent._make(
-        (function, "hit", tier, time.perf_counter() - started, time.time(), None, *_costs(worth))
+        (function, "hit", tier, time.perf_counter() - started, time.time(), None, *_costs(worth), None)
     )
 
 

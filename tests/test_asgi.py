@@ -225,6 +225,28 @@ async def test_repeats_take_the_fast_path_and_keep_every_rule(app: App) -> None:
         assert app.calls == 5
 
 
+async def test_fast_path_hits_reach_event_hooks(app: App) -> None:
+    """With a hook subscribed (as `memollm serve` does for its histograms), fast hits emit events."""
+    from memollm import events
+
+    seen: list[events.CacheEvent] = []
+    unsubscribe = events.subscribe(seen.append)
+    try:
+        middleware = CacheMiddleware(app)
+        transport = httpx.ASGITransport(app=middleware)
+        async with httpx.AsyncClient(transport=transport, base_url="http://proxy") as c:
+            for _ in range(4):  # a miss, a full-path hit, then two fast hits
+                response = await c.post(PATH, json=BODY)
+                assert response.status_code == 200
+    finally:
+        unsubscribe()
+    assert [e.outcome for e in seen] == ["miss", "hit", "hit", "hit"]
+    fast = seen[-1]
+    assert fast.tier == "memory" and fast.detail is None and fast.latency >= 0
+    assert fast.function == "memollm.asgi.response"
+    assert app.calls == 1
+
+
 async def test_semantic_hits_through_the_middleware_stay_within_a_tenant(app: App, embedder: Any) -> None:
     """A re-phrased question is a SEMANTIC-HIT for its tenant only, with its similarity in a header."""
     policy = Policy(semantic=0.85, embedder=embedder)
