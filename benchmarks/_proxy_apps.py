@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 
 _MESSAGE = {"role": "assistant", "content": "x" * 1000}
 BODY = json.dumps({
@@ -19,14 +18,25 @@ async def _drain(receive):  # type: ignore[no-untyped-def]
         pass
 
 
-async def _answer(send):  # type: ignore[no-untyped-def]
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())]
+_HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())]
+# What a cached hit adds. Age stays "0" through a 5-second run, as it does for the hit.
+_HIT_HEADERS = [*_HEADERS, (b"x-cache", b"HIT"), (b"age", b"0")]
+
+
+async def _answer(send, headers=_HEADERS):  # type: ignore[no-untyped-def]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": BODY})
 
 
 async def bare(scope, receive, send):  # type: ignore[no-untyped-def]
-    """The same bytes a cached hit returns, with no cache in between."""
+    """The same response bytes a cached hit returns (headers included), with no cache in between."""
+    if scope["type"] == "http":
+        await _drain(receive)
+        await _answer(send, _HIT_HEADERS)
+
+
+async def plain(scope, receive, send):  # type: ignore[no-untyped-def]
+    """The answer as an upstream sends it (no cache headers)."""
     if scope["type"] == "http":
         await _drain(receive)
         await _answer(send)
@@ -40,15 +50,8 @@ async def upstream(scope, receive, send):  # type: ignore[no-untyped-def]
         await _answer(send)
 
 
-def proxy():  # type: ignore[no-untyped-def]
-    """memollm serve's app in front of the upstream given in BENCH_UPSTREAM (uvicorn --factory)."""
-    from memollm.asgi.proxy import build_app
-
-    return build_app(os.environ["BENCH_UPSTREAM"])
-
-
 def cached_bare():  # type: ignore[no-untyped-def]
-    """CacheMiddleware in front of the bare app (no proxy), to see the middleware alone."""
+    """CacheMiddleware in front of an app (no proxy, no metrics), to see the middleware alone."""
     from memollm.asgi import CacheMiddleware
 
-    return CacheMiddleware(bare)
+    return CacheMiddleware(plain)

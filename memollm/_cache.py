@@ -325,7 +325,7 @@ class LLMCache:
         next(plan.hits[0])
         next(memo[3])
         if hooks:
-            _events.emit(_events.hit_event(self.name, plan.names[0], started, memo[4].worth))
+            _events.emit_hit(self.name, plan.names[0], started, memo[4].worth)
         created = None if memo[1] is None or plan.ttl is None else memo[1] - plan.ttl
         return memo[2], created
 

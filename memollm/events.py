@@ -69,38 +69,79 @@ class CacheEvent(NamedTuple):
 
 
 Hook = Callable[[CacheEvent], Any]
+HitSink = Callable[[str, str, float], Any]
 
 _lock = threading.Lock()
-hooks: tuple[Hook, ...] = ()  # replaced, never mutated: emitters read it without the lock
+# Replaced, never mutated: emitters read them without the lock.
+hooks: tuple[Hook, ...] = ()
+# For the ASGI fast path's memory hits: hooks that need the whole event, and the sinks of
+# those that only want (function, tier, latency) and so spare every hit building one.
+hit_hooks: tuple[Hook, ...] = ()
+hit_sinks: tuple[HitSink, ...] = ()
+_sinks: dict[Hook, HitSink] = {}
 
 
 def subscribe(hook: Hook) -> Callable[[], None]:
     """Call ``hook`` with every :class:`CacheEvent`; returns a function that unsubscribes it."""
-    if not callable(hook):
+    return _subscribe(hook, None)
+
+
+def _subscribe(hook: Hook, hits: HitSink | None) -> Callable[[], None]:
+    """Subscribe ``hook``; fast-path memory hits then call ``hits(function, tier, latency)`` instead."""
+    if not callable(hook) or (hits is not None and not callable(hits)):
         raise TypeError(f"an event hook must be callable, got {hook!r}")
-    global hooks  # noqa: PLW0603 - copy-on-write registry
     with _lock:
-        hooks = (*hooks, hook)
+        if hits is not None:
+            _sinks[hook] = hits
+        _publish([*hooks, hook])
     return lambda: unsubscribe(hook)
 
 
 def unsubscribe(hook: Hook) -> None:
     """Stop calling ``hook`` (no error if it was not subscribed)."""
-    global hooks  # noqa: PLW0603
     with _lock:
         kept = list(hooks)
         if hook in kept:
             kept.remove(hook)
-        hooks = tuple(kept)
+        if hook not in kept:
+            _sinks.pop(hook, None)
+        _publish(kept)
+
+
+def _publish(kept: list[Hook]) -> None:
+    global hooks, hit_hooks, hit_sinks  # noqa: PLW0603 - copy-on-write registry, under _lock
+    hit_hooks = tuple(h for h in kept if h not in _sinks)
+    hit_sinks = tuple(_sinks[h] for h in kept if h in _sinks)
+    hooks = tuple(kept)
+
+
+def emit_hit(function: str, tier: str, started: float, worth: Any) -> None:
+    """Deliver a fast-path memory hit: to sinks as (function, tier, latency), to other hooks as an event."""
+    latency = time.perf_counter() - started
+    for sink in hit_sinks:
+        try:
+            sink(function, tier, latency)
+        except Exception as exc:  # noqa: BLE001 - observers must never break the call
+            _dropped(sink, exc)
+    if hit_hooks:
+        _deliver(hit_event(function, tier, latency, worth), hit_hooks)
 
 
 def emit(event: CacheEvent) -> None:
     """Deliver ``event`` to every hook; a failing hook is logged and skipped."""
-    for hook in hooks:
+    _deliver(event, hooks)
+
+
+def _deliver(event: CacheEvent, targets: tuple[Hook, ...]) -> None:
+    for hook in targets:
         try:
             hook(event)
         except Exception as exc:  # noqa: BLE001 - observers must never break the call
-            warn_limited(("hook", id(hook)), "memollm event hook %r raised %r; event dropped", hook, exc)
+            _dropped(hook, exc)
+
+
+def _dropped(hook: Any, exc: Exception) -> None:
+    warn_limited(("hook", id(hook)), "memollm event hook %r raised %r; event dropped", hook, exc)
 
 
 def build(
@@ -131,11 +172,13 @@ def build(
     )
 
 
-def hit_event(function: str, tier: str, started: float, worth: Any) -> CacheEvent:
+def hit_event(function: str, tier: str, latency: float, worth: Any) -> CacheEvent:
     """The event of a hit served without the full call path (the ASGI fast path)."""
-    return CacheEvent._make(
-        (function, "hit", tier, time.perf_counter() - started, time.time(), None, *_costs(worth), None)
-    )
+    # tuple.__new__ skips _make's length check (a test holds the field count).
+    return _new_event(CacheEvent, (function, "hit", tier, latency, time.time(), None, *_costs(worth), None))
+
+
+_new_event = tuple.__new__
 
 
 _UNKNOWN_COSTS = (None, None, False, None, None, None)

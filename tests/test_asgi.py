@@ -38,7 +38,7 @@ class App:
         status = request.get("status", 200) if isinstance(request, dict) else 200
         if isinstance(request, dict) and request.get("stream"):
             await send({"type": "http.response.start", "status": status,
-                        "headers": [(b"content-type", b"text/event-stream")]})  # fmt: skip
+                        "headers": [(b"content-type", b"text/event-stream"), *self.exchange()]})  # fmt: skip
             for i in range(3):
                 event = json.dumps({"choices": [{"delta": {"content": f"part{i} of call {self.calls}"}}]})
                 await send(
@@ -47,9 +47,18 @@ class App:
             await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
             return
         payload = json.dumps({"call": self.calls, "echo": request}).encode()
-        headers = [(b"content-type", b"application/json"), (b"x-upstream", b"yes")]
+        headers = [(b"content-type", b"application/json"), (b"x-upstream", b"yes"), *self.exchange()]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
+
+    def exchange(self) -> list[tuple[bytes, bytes]]:
+        """Headers that describe one exchange, as OpenAI's API sends them."""
+        return [
+            (b"x-request-id", f"req-{self.calls}".encode()),
+            (b"x-ratelimit-remaining-requests", str(100 - self.calls).encode()),
+            (b"set-cookie", f"__cf_bm=visitor{self.calls}; path=/".encode()),
+            (b"openai-processing-ms", b"812"),
+        ]
 
 
 @pytest.fixture
@@ -76,6 +85,28 @@ async def test_identical_request_is_a_hit(app: App) -> None:
     assert second.json() == first.json()
     assert second.headers["x-upstream"] == "yes"
     assert "age" in second.headers
+    assert app.calls == 1
+
+
+PER_EXCHANGE = ("x-request-id", "x-ratelimit-remaining-requests", "set-cookie", "openai-processing-ms")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_hits_never_replay_another_exchanges_headers(app: App, stream: bool) -> None:
+    """A miss passes the upstream's request id, rate limits and cookies on; a hit has none of them."""
+    body = {**BODY, "stream": True} if stream else BODY
+    async with client(app) as c:
+        first = await c.post(PATH, json=body)
+        hits = [await c.post(PATH, json=body) for _ in range(3)]  # full path, then the fast path
+    assert first.headers["x-cache"] == "MISS"
+    assert first.headers["x-request-id"] == "req-1"
+    assert first.headers["set-cookie"].startswith("__cf_bm=visitor1")
+    assert all(first.headers[name] for name in PER_EXCHANGE)
+    for hit in hits:
+        assert hit.headers["x-cache"] == "HIT"
+        assert hit.content == first.content
+        assert hit.headers["content-type"] == first.headers["content-type"]
+        assert not [name for name in PER_EXCHANGE if name in hit.headers]
     assert app.calls == 1
 
 
@@ -203,7 +234,8 @@ async def test_repeats_take_the_fast_path_and_keep_every_rule(app: App) -> None:
         first = await c.post(PATH, json=BODY, headers=auth_a)
         await c.post(PATH, json=BODY, headers=auth_a)  # a full-path hit: now known
         assert len(middleware._known) == 1
-        ((_key, cache),) = middleware._known.values()
+        (known,) = middleware._known.values()
+        cache = known.cache
         hits_before = cache.stats().hit_count
         for _ in range(3):
             fast = await c.post(PATH, json=BODY, headers=auth_a)
@@ -241,6 +273,7 @@ async def test_fast_path_hits_reach_event_hooks(app: App) -> None:
     finally:
         unsubscribe()
     assert [e.outcome for e in seen] == ["miss", "hit", "hit", "hit"]
+    assert [e.tier for e in seen] == [None, "memory", "memory", "memory"]
     fast = seen[-1]
     assert fast.tier == "memory" and fast.detail is None and fast.latency >= 0
     assert fast.function == "memollm.asgi.response"
@@ -260,3 +293,37 @@ async def test_semantic_hits_through_the_middleware_stay_within_a_tenant(app: Ap
     assert same_tenant.headers["x-cache"] == "SEMANTIC-HIT"
     assert float(same_tenant.headers["x-cache-similarity"]) >= 0.85
     assert app.calls == 2
+
+
+def test_a_stale_answer_never_takes_the_failed_calls_headers() -> None:
+    """When the app ran but the answer sent comes from the cache, the app's headers are not used."""
+    from memollm._control import Observation
+    from memollm.asgi.middleware import _own_headers
+
+    live = {"headers": [(b"x-request-id", b"req-of-the-failed-call")]}
+    for outcome, expected in (("stale", None), ("hit", None), ("coalesced", None), ("miss", live["headers"])):
+        seen = Observation()
+        seen.outcome = outcome
+        assert _own_headers(live, seen) == expected
+
+
+async def test_fast_path_hits_reach_the_latency_histogram(app: App) -> None:
+    """The serve metrics count every hit, the fast path's included, without per-hit events."""
+    prometheus_client = pytest.importorskip("prometheus_client")
+    from memollm.metrics import prometheus
+
+    registry = prometheus_client.CollectorRegistry()
+    metrics = prometheus.install(registry)
+    try:
+        middleware = CacheMiddleware(app)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=middleware), base_url="http://p") as c:
+            for _ in range(6):  # a miss, a full-path hit, then four fast hits
+                assert (await c.post(PATH, json=BODY)).status_code == 200
+        assert len(metrics._hits) == 4  # queued by the sink, not as events
+        prometheus.exposition(registry)  # a scrape folds them in
+        labels = {"function": "memollm.asgi.response"}
+        assert registry.get_sample_value("memollm_lookup_seconds_count", {**labels, "outcome": "hit"}) == 5
+        assert registry.get_sample_value("memollm_lookup_seconds_count", {**labels, "outcome": "miss"}) == 1
+        assert registry.get_sample_value("memollm_hits_total", {**labels, "tier": "memory"}) == 5
+    finally:
+        metrics.uninstall()

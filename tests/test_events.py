@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -209,3 +210,49 @@ def test_a_preloaded_entry_reports_unknown_costs_not_zero(
     assert [(e.outcome, e.input_tokens, e.cost, e.call_latency) for e in seen] == [
         ("hit", None, None, None)
     ] * 2
+
+
+def test_fast_path_hit_events_have_every_field() -> None:
+    """hit_event builds its tuple without _make's check: it must still fill each field once."""
+    from memollm._stats import Worth
+
+    for worth in (None, Worth(3, 5, True, "m", 0.25, 0.01)):
+        event = events.hit_event("f", "memory", 0.001, worth)
+        assert len(event) == len(CacheEvent._fields)
+        assert event == CacheEvent._make(event)
+        assert (event.outcome, event.tier, event.similarity, event.detail) == ("hit", "memory", None, None)
+        assert event.latency == 0.001
+        assert abs(event.time - time.time()) < 60
+    assert (event.input_tokens, event.output_tokens, event.estimated) == (3, 5, True)
+    assert (event.model, event.call_latency, event.cost) == ("m", 0.25, 0.01)
+
+
+def test_hit_sinks_spare_fast_hits_an_event(caplog: pytest.LogCaptureFixture) -> None:
+    """A hook with a sink gets fast-path memory hits as (function, tier, latency); plain hooks get events."""
+    sunk: list[tuple[str, str, float]] = []
+    full: list[CacheEvent] = []
+    own: list[CacheEvent] = []
+
+    def broken(function: str, tier: str, latency: float) -> None:
+        raise RuntimeError("sink bug")
+
+    before = (events.hooks, events.hit_hooks, events.hit_sinks, dict(events._sinks))
+    stop_own = events._subscribe(own.append, lambda *hit: sunk.append(hit))
+    stop_broken = events._subscribe(lambda event: None, broken)
+    stop_full = events.subscribe(full.append)
+    try:
+        with caplog.at_level(logging.WARNING, logger="memollm"):
+            events.emit_hit("f", "memory", time.perf_counter(), None)
+        assert [(f, t) for f, t, _ in sunk] == [("f", "memory")] and sunk[0][2] >= 0
+        assert own == []  # its sink took the hit
+        assert [(e.function, e.outcome, e.tier) for e in full] == [("f", "hit", "memory")]
+        assert "sink bug" in caplog.text
+        events.emit(full[0])  # other events still reach the hook itself
+        assert own == [full[0]]
+    finally:
+        stop_own()
+        stop_broken()
+        stop_full()
+    assert (events.hooks, events.hit_hooks, events.hit_sinks, events._sinks) == before
+    with pytest.raises(TypeError, match="must be callable"):
+        events._subscribe(own.append, "not a sink")  # type: ignore[arg-type]

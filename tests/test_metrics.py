@@ -120,3 +120,47 @@ def test_queued_observations_are_folded_in_without_a_scrape(memory: MemoryBacken
         assert counted == 4999
     finally:
         metrics.uninstall()
+
+
+def test_histogram_buckets_are_cumulative_and_inclusive() -> None:
+    """A value equal to a bound counts in that bound's bucket; every bucket counts all below it."""
+    registry = prometheus_client.CollectorRegistry()
+    metrics = prometheus.install(registry)
+    try:
+        for latency in (0.00001, 0.00002, 0.0007, 0.0007, 9.0):
+            metrics.observe(memollm.CacheEvent("metrics.b", "hit", "memory", latency, 0.0))
+        metrics.observe(memollm.CacheEvent("metrics.b", "semantic-hit", "semantic", 0.001, 0.0, 0.93))
+        got = samples(prometheus.exposition(registry).decode())
+    finally:
+        metrics.uninstall()
+
+    def bucket(le: str) -> float:
+        labels = (("function", "metrics.b"), ("le", le), ("outcome", "hit"))
+        return got[("memollm_lookup_seconds_bucket", labels)]
+
+    assert bucket("1e-05") == 1
+    assert bucket("5e-05") == 2
+    assert bucket("0.0005") == 2
+    assert bucket("0.001") == 4
+    assert bucket("5.0") == 4
+    assert bucket("+Inf") == 5
+    key = (("function", "metrics.b"), ("outcome", "hit"))
+    assert got[("memollm_lookup_seconds_count", key)] == 5
+    assert got[("memollm_lookup_seconds_sum", key)] == pytest.approx(9.00143)
+    similar = (("function", "metrics.b"), ("le", "0.94"))
+    assert got[("memollm_semantic_similarity_bucket", similar)] == 1
+    assert got[("memollm_semantic_similarity_bucket", (("function", "metrics.b"), ("le", "0.92")))] == 0
+
+
+def test_a_second_registry_gets_its_own_histograms() -> None:
+    """Installing on two registries does not clash on names, and uninstall frees the names."""
+    one, two = prometheus_client.CollectorRegistry(), prometheus_client.CollectorRegistry()
+    first, second = prometheus.install(one), prometheus.install(two)
+    try:
+        assert prometheus.install(one) is first
+        with pytest.raises(ValueError, match="Duplicated"):
+            one.register(prometheus._Histograms("memollm_lookup_seconds", "x", ["function"], (1.0,)))
+    finally:
+        first.uninstall()
+        second.uninstall()
+    prometheus.install(one).uninstall()

@@ -28,14 +28,30 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 DEFAULT_PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses")
-_HOP_BY_HOP = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive", "date", "server"})
+# Never passed on from the app: hop-by-hop, and what the server or the cache sets itself.
+_HOP_BY_HOP = frozenset(
+    {"content-length", "transfer-encoding", "connection", "keep-alive", "date", "server", "age"}
+)
+# Passed on to the caller of a miss, never replayed on a hit: they describe one upstream
+# exchange (its id, rate limits, timing, cookies), not the answer.
+_PER_EXCHANGE = frozenset(
+    {"set-cookie", "x-request-id", "request-id", "cf-ray", "alt-svc", "via", "retry-after",
+     "openai-processing-ms", "x-envoy-upstream-service-time", "strict-transport-security"}
+)  # fmt: skip
+_SERVED_FROM_CACHE = frozenset({"hit", "semantic-hit", "stale", "coalesced"})
+_PER_EXCHANGE_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-", "ratelimit-")
 _NAMESPACE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 _KNOWN_LIMIT = 50_000
+_NO_CONTROL: dict[str, Any] = {}
+_AGES = tuple(str(n).encode() for n in range(3600))
 _OUTCOMES = {"hit": "HIT", "semantic-hit": "SEMANTIC-HIT", "miss": "MISS", "stale": "STALE",
              "coalesced": "HIT", "bypass": "BYPASS", "uncacheable": "BYPASS"}  # fmt: skip
 
-# The request being answered: the cached functions below only see (path, body).
-_request: contextvars.ContextVar[tuple[Scope, Receive]] = contextvars.ContextVar("memollm_asgi_request")
+# The request being answered: the cached functions below only see (path, body). The dict
+# receives the live response's full headers when the app runs for this very request.
+_request: contextvars.ContextVar[tuple[Scope, Receive, dict[str, Any]]] = contextvars.ContextVar(
+    "memollm_asgi_request"
+)
 
 
 class CacheMiddleware:
@@ -70,7 +86,7 @@ class CacheMiddleware:
         self._caches: dict[tuple[str, float | None], tuple[Any, Any]] = {}
         # Exact request bytes seen before -> (storage key, cache): a repeat skips JSON parsing
         # and canonicalisation when the memory tier holds the answer.
-        self._known: dict[tuple[Any, ...], tuple[str, Any]] = {}
+        self._known: dict[tuple[Any, ...], _Known] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI connection."""
@@ -78,31 +94,41 @@ class CacheMiddleware:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers", ()))  # ASGI servers lowercase header names
-        body, whole = await self._read_body(receive)
+        message = await receive()
+        if message["type"] == "http.request" and not message.get("more_body"):
+            body, whole = message.get("body", b""), True  # the usual case: one message
+        else:
+            body, whole = await self._read_rest(message, receive)
         json_body = whole and b"json" in headers.get(b"content-type", b"")
-        raw_control = headers.get(b"cache-control", b"")
-        control = _cache_control(raw_control) if raw_control else {}
+        raw_control = headers.get(b"cache-control")
+        control = _cache_control(raw_control) if raw_control else _NO_CONTROL
         namespace = self.policy.namespace
         asked = headers.get(b"x-memollm-namespace")
         if asked and _NAMESPACE.match(text := asked.decode("latin-1")):
             namespace = text
-        scope_id = self._tenant(headers)
+        raw_tenant = headers.get(self.tenant_header)
+        scope_id = None if raw_tenant is None else hashlib.sha256(raw_tenant).hexdigest()[:32]
         known = (scope["path"], namespace, control.get("max-age"), scope_id, body)
         # Exactly known bytes were valid JSON when first seen: answer before parsing them again.
-        if (
-            json_body
-            and "no-cache" not in control
-            and "no-store" not in control
-            and await self._fast_hit(known, send)
-        ):
-            return
+        if json_body and "no-cache" not in control and "no-store" not in control:
+            found = self._known.get(known)
+            if found is not None and await found.serve(send):
+                return
         replay = _replaying(body, receive)
         request = _parse(body) if json_body else None
         if request is None:  # not ours to cache: the app sees the request as it came
             await self.app(scope, replay, send)
             return
+        await self._through_cache(scope, replay, send, request, (namespace, control, scope_id, known))
+
+    async def _through_cache(
+        self, scope: Scope, replay: Receive, send: Send, request: dict[str, Any], how: tuple[Any, ...]
+    ) -> None:
+        """The full path: look up, call the app on a miss, store, answer with the cache's headers."""
+        namespace, control, scope_id, known = how
         value_fn, stream_fn = self._functions(namespace, control.get("max-age"))
-        token = _request.set((scope, replay))
+        live: dict[str, Any] = {}
+        token = _request.set((scope, replay, live))
         try:
             with ExitStack() as stack:
                 stack.enter_context(tenant(scope_id))
@@ -112,57 +138,34 @@ class CacheMiddleware:
                 elif "no-cache" in control:
                     stack.enter_context(refresh())
                 if request.get("stream") is True:
-                    await self._send_stream(stream_fn(scope["path"], request), seen, send)
+                    await self._send_stream(stream_fn(scope["path"], request), seen, live, send)
                 else:
                     response = await value_fn(scope["path"], request)
-                    await self._send(response, seen, send)
+                    await self._send(response, seen, live, send)
                     if seen.outcome in ("hit", "miss") and len(self._known) < _KNOWN_LIMIT:
                         key = value_fn.cache.key_for(scope["path"], request)
-                        self._known[known] = (key, value_fn.cache)
+                        self._known[known] = _Known(key, value_fn.cache)
         finally:
             _request.reset(token)
 
-    async def _fast_hit(self, known: tuple[Any, ...], send: Send) -> bool:
-        """Serve a repeat of exactly known request bytes from the memory tier's decoded copy."""
-        found = self._known.get(known)
-        if found is None:
-            return False
-        key, cache = found
-        served = cache.serve_memo(key)
-        if served is None:
-            return False
-        (status, text, body), created = served
-        headers = [*_header_lines(text), (b"content-length", str(len(body)).encode()), (b"x-cache", b"HIT")]
-        if created is not None:
-            headers.append((b"age", str(max(0, int(time.time() - created))).encode()))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-        return True
-
     # -- the request ------------------------------------------------------------------
 
-    async def _read_body(self, receive: Receive) -> tuple[bytes, bool]:
-        """The body, and whether it is whole (False past max_body: then it is not cached)."""
+    async def _read_rest(self, first: Message, receive: Receive) -> tuple[bytes, bool]:
+        """The body begun by ``first``, and whether it is whole (not past max_body, not cut off)."""
         chunks: list[bytes] = []
         size = 0
+        message = first
         while True:
-            message = await receive()
             if message["type"] != "http.request":
                 return b"".join(chunks), False
             chunk = message.get("body", b"")
-            if not message.get("more_body"):
-                if not chunks:  # the usual case: the whole body in one message
-                    return chunk, True
-                chunks.append(chunk)
-                return b"".join(chunks), True
             chunks.append(chunk)
+            if not message.get("more_body"):
+                return b"".join(chunks), True
             size += len(chunk)
             if size > self.max_body:
                 return b"".join(chunks), False
-
-    def _tenant(self, headers: dict[bytes, bytes]) -> str | None:
-        raw = headers.get(self.tenant_header)
-        return None if raw is None else hashlib.sha256(raw).hexdigest()[:32]
+            message = await receive()
 
     def _functions(self, namespace: str, max_age: float | None) -> tuple[Any, Any]:
         """The cached functions for a namespace and TTL (built once, sharing one key space)."""
@@ -192,26 +195,58 @@ class CacheMiddleware:
 
     # -- the response -----------------------------------------------------------------
 
-    async def _send(self, response: tuple[int, str, bytes], seen: Any, send: Send) -> None:
+    async def _send(
+        self, response: tuple[int, str, bytes], seen: Any, live: dict[str, Any], send: Send
+    ) -> None:
         status, text, body = response
-        headers = [*_header_lines(text), (b"content-length", str(len(body)).encode()), *_marks(seen)]
+        own = _own_headers(live, seen)
+        head = own if own is not None else _header_lines(text)
+        headers = [*head, (b"content-length", str(len(body)).encode()), *_marks(seen)]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    async def _send_stream(self, items: Any, seen: Any, send: Send) -> None:
+    async def _send_stream(self, items: Any, seen: Any, live: dict[str, Any], send: Send) -> None:
         started = False
         try:
             async for item in items:
                 if not started:  # the first item is the response's status and headers
                     status, headers = item
+                    own = _own_headers(live, seen)
+                    head = own if own is not None else _headers(headers)
                     await send({"type": "http.response.start", "status": status,
-                                "headers": [*_headers(headers), *_marks(seen)]})  # fmt: skip
+                                "headers": [*head, *_marks(seen)]})  # fmt: skip
                     started = True
                 else:
                     await send({"type": "http.response.body", "body": item, "more_body": True})
             await send({"type": "http.response.body", "body": b""})
         finally:
             await items.aclose()
+
+
+class _Known:
+    """Request bytes seen before: their storage key, their cache, and the last reply's headers."""
+
+    __slots__ = ("cache", "key", "reply")
+
+    def __init__(self, key: str, cache: Any) -> None:
+        self.key, self.cache = key, cache
+        self.reply: tuple[Any, list[tuple[bytes, bytes]]] = (None, [])
+
+    async def serve(self, send: Send) -> bool:
+        """Send the memory tier's decoded copy of the answer, if it holds a fresh one."""
+        served = self.cache.serve_memo(self.key)
+        if served is None:
+            return False
+        value, created = served
+        reply = self.reply
+        if reply[0] is not value:  # a new entry under this key: build its headers once
+            _, text, body = value
+            head = [*_header_lines(text), (b"content-length", str(len(body)).encode()), (b"x-cache", b"HIT")]
+            reply = self.reply = (value, head)
+        headers = reply[1] if created is None else [*reply[1], (b"age", _age(created))]
+        await send({"type": "http.response.start", "status": value[0], "headers": headers})
+        await send({"type": "http.response.body", "body": value[2]})
+        return True
 
 
 def _parse(body: bytes) -> dict[str, Any] | None:
@@ -283,18 +318,41 @@ def _headers(pairs: list[list[str]]) -> list[tuple[bytes, bytes]]:
 
 def _marks(seen: Any) -> list[tuple[bytes, bytes]]:
     marks = [(b"x-cache", _OUTCOMES.get(seen.outcome or "", "MISS").encode())]
-    if seen.created is not None and seen.outcome in ("hit", "semantic-hit", "stale", "coalesced"):
-        marks.append((b"age", str(max(0, int(time.time() - seen.created))).encode()))
+    if seen.created is not None and seen.outcome in _SERVED_FROM_CACHE:
+        marks.append((b"age", _age(seen.created)))
     if seen.similarity is not None:
         marks.append((b"x-cache-similarity", f"{seen.similarity:.4f}".encode()))
     return marks
 
 
+def _age(created: float) -> bytes:
+    age = int(time.time() - created)
+    return _AGES[age] if 0 <= age < len(_AGES) else str(max(0, age)).encode()
+
+
+def _own_headers(live: dict[str, Any], seen: Any) -> list[tuple[bytes, bytes]] | None:
+    """The app's full headers when the answer sent is the app's answer to this very request."""
+    if seen.outcome in _SERVED_FROM_CACHE:
+        return None  # a stale answer after a failed call, say: never the failure's headers
+    return live.get("headers")
+
+
+def _passed_on(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The app's headers a caller of a miss receives (the cache sets its own x-cache ones)."""
+    out = []
+    for k, v in headers:
+        name = k.lower()
+        if name.decode("latin-1") not in _HOP_BY_HOP and not name.startswith(b"x-cache"):
+            out.append((name, v))
+    return out
+
+
 def _kept(headers: list[tuple[bytes, bytes]]) -> list[list[str]]:
+    """The headers stored with an answer and replayed on its hits."""
     kept = []
     for k, v in headers:
-        name = k.decode("latin-1").lower()
-        if name not in _HOP_BY_HOP and not name.startswith("x-cache"):
+        name = k.decode("latin-1")
+        if name not in _PER_EXCHANGE and not name.startswith(_PER_EXCHANGE_PREFIXES):
             kept.append([name, v.decode("latin-1")])
     return kept
 
@@ -305,13 +363,14 @@ async def _call_app(app: ASGIApp) -> tuple[int, str, bytes]:
     As (status, headers as "name: value" lines, body): all immutable, so the memory tier
     can keep it decoded and a repeated hit skips decoding.
     """
-    scope, receive = _request.get()
+    scope, receive, live = _request.get()
     status, headers, chunks = 500, [], []
 
     async def capture(message: Message) -> None:
         nonlocal status, headers
         if message["type"] == "http.response.start":
-            status, headers = message["status"], _kept(list(message.get("headers", [])))
+            live["headers"] = own = _passed_on(message.get("headers", ()))
+            status, headers = message["status"], _kept(own)
         elif message["type"] == "http.response.body":
             chunks.append(message.get("body", b""))
 
@@ -321,7 +380,7 @@ async def _call_app(app: ASGIApp) -> tuple[int, str, bytes]:
 
 async def _stream_app(app: ASGIApp) -> AsyncIterator[Any]:
     """Run the app on the current request; yield (status, headers), then each body chunk as sent."""
-    scope, receive = _request.get()
+    scope, receive, live = _request.get()
     queue: asyncio.Queue[Message | None] = asyncio.Queue()
 
     async def forward(message: Message) -> None:
@@ -341,7 +400,8 @@ async def _stream_app(app: ASGIApp) -> AsyncIterator[Any]:
             if message is None:
                 break
             if message["type"] == "http.response.start":
-                yield (message["status"], _kept(list(message.get("headers", []))))
+                live["headers"] = own = _passed_on(message.get("headers", ()))
+                yield (message["status"], _kept(own))
             elif message["type"] == "http.response.body":
                 if message.get("body"):
                     yield message["body"]

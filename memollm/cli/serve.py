@@ -41,6 +41,7 @@ def serve(  # noqa: PLR0917 - click passes every option
     Runs on memory + SQLite with no Redis; --redis shares answers between proxies.
     Upstream keys: MEMOLLM_API_KEYS (comma-separated) replaces clients' own keys.
     """
+    import gc
     import os
 
     from .. import register_tier
@@ -75,4 +76,18 @@ def serve(  # noqa: PLR0917 - click passes every option
     policy = Policy(tiers=tuple(tiers), ttl=ttl, semantic=semantic)
     app = build_app(upstream, policy=policy, tenant_header=tenant_header, max_body=max_body, keys=keys)
     click.echo(f"memollm serving http://{host}:{port} -> {upstream} (tiers: {' > '.join(tiers)})")
-    uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=10)
+    # Everything imported so far lives as long as the process: frozen, full collections
+    # skip it. Access logs would be dropped at this log level, yet uvicorn formats them;
+    # forwarded-for headers would only feed those logs.
+    gc.collect()
+    gc.freeze()
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        proxy_headers=False,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
