@@ -1,6 +1,6 @@
 """Cached hits through `memollm serve` versus a bare ASGI app and versus the upstream itself.
 
-    python benchmarks/bench_proxy.py [--seconds 5] [--concurrency 16] [--repeat 3]
+    python benchmarks/bench_proxy.py [--seconds 2] [--concurrency 16] [--repeat 15]
 
 Three servers, each a process of its own on loopback: a bare ASGI app sending exactly the
 response bytes a hit sends (status, headers, body), the CacheMiddleware alone in front of an
@@ -168,9 +168,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=2000, help="per run, with the httpx generator")
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--seconds", type=int, default=3, help="wrk's duration per run")
+    parser.add_argument("--seconds", type=int, default=2, help="wrk's duration per run")
     parser.add_argument("--no-wrk", dest="wrk", action="store_false", help="use the httpx load generator")
-    parser.add_argument("--repeat", type=int, default=7, help="rounds (each server loaded once per round)")
+    parser.add_argument("--repeat", type=int, default=15, help="rounds (each server loaded once per round)")
     args = parser.parse_args()
     args.wrk = args.wrk and shutil.which("wrk") is not None
     server_core, load_core = cores()

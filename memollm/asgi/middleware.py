@@ -110,9 +110,12 @@ class CacheMiddleware:
         scope_id = None if raw_tenant is None else hashlib.sha256(raw_tenant).hexdigest()[:32]
         known = (scope["path"], namespace, control.get("max-age"), scope_id, body)
         # Exactly known bytes were valid JSON when first seen: answer before parsing them again.
-        if json_body and "no-cache" not in control and "no-store" not in control:
+        if json_body and (control is _NO_CONTROL or not ("no-cache" in control or "no-store" in control)):
             found = self._known.get(known)
-            if found is not None and await found.serve(send):
+            reply = None if found is None else found.reply()
+            if reply is not None:
+                await send({"type": "http.response.start", "status": reply[0], "headers": reply[1]})
+                await send({"type": "http.response.body", "body": reply[2]})
                 return
         replay = _replaying(body, receive)
         request = _parse(body) if json_body else None
@@ -226,27 +229,24 @@ class CacheMiddleware:
 class _Known:
     """Request bytes seen before: their storage key, their cache, and the last reply's headers."""
 
-    __slots__ = ("cache", "key", "reply")
+    __slots__ = ("cache", "head", "key")
 
     def __init__(self, key: str, cache: Any) -> None:
         self.key, self.cache = key, cache
-        self.reply: tuple[Any, list[tuple[bytes, bytes]]] = (None, [])
+        self.head: tuple[Any, list[tuple[bytes, bytes]]] = (None, [])
 
-    async def serve(self, send: Send) -> bool:
-        """Send the memory tier's decoded copy of the answer, if it holds a fresh one."""
+    def reply(self) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
+        """(status, headers, body) from the memory tier's decoded copy, if it holds a fresh one."""
         served = self.cache.serve_memo(self.key)
         if served is None:
-            return False
+            return None
         value, created = served
-        reply = self.reply
-        if reply[0] is not value:  # a new entry under this key: build its headers once
+        head = self.head
+        if head[0] is not value:  # a new entry under this key: build its headers once
             _, text, body = value
-            head = [*_header_lines(text), (b"content-length", str(len(body)).encode()), (b"x-cache", b"HIT")]
-            reply = self.reply = (value, head)
-        headers = reply[1] if created is None else [*reply[1], (b"age", _age(created))]
-        await send({"type": "http.response.start", "status": value[0], "headers": headers})
-        await send({"type": "http.response.body", "body": value[2]})
-        return True
+            lines = [*_header_lines(text), (b"content-length", str(len(body)).encode()), (b"x-cache", b"HIT")]
+            head = self.head = (value, lines)
+        return value[0], head[1] if created is None else [*head[1], (b"age", _age(created))], value[2]
 
 
 def _parse(body: bytes) -> dict[str, Any] | None:
