@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -159,7 +160,9 @@ def test_a_second_registry_gets_its_own_histograms() -> None:
     try:
         assert prometheus.install(one) is first
         with pytest.raises(ValueError, match="Duplicated"):
-            one.register(prometheus._Histograms("memollm_lookup_seconds", "x", ["function"], (1.0,)))
+            one.register(
+                prometheus._Histograms("memollm_lookup_seconds", "x", ["function"], (1.0,), threading.Lock())
+            )
     finally:
         first.uninstall()
         second.uninstall()

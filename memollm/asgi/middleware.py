@@ -12,7 +12,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
 from contextlib import ExitStack
 from dataclasses import replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from .._control import bypass, lookup, refresh, tenant
 from .._decorator import cached_llm
@@ -84,7 +84,7 @@ class CacheMiddleware:
         self.tenant_header = tenant_header.lower().encode() if tenant_header else b"authorization"
         self.max_body = max_body
         self._caches: dict[tuple[str, float | None], tuple[Any, Any]] = {}
-        # Exact request bytes seen before -> (storage key, cache): a repeat skips JSON parsing
+        # Exact request bytes seen before -> their key and cache: a repeat skips JSON parsing
         # and canonicalisation when the memory tier holds the answer.
         self._known: dict[tuple[Any, ...], _Known] = {}
 
@@ -122,13 +122,13 @@ class CacheMiddleware:
         if request is None:  # not ours to cache: the app sees the request as it came
             await self.app(scope, replay, send)
             return
-        await self._through_cache(scope, replay, send, request, (namespace, control, scope_id, known))
+        await self._through_cache(scope, replay, send, request, _Asked(namespace, control, scope_id, known))
 
     async def _through_cache(
-        self, scope: Scope, replay: Receive, send: Send, request: dict[str, Any], how: tuple[Any, ...]
+        self, scope: Scope, replay: Receive, send: Send, request: dict[str, Any], asked: _Asked
     ) -> None:
         """The full path: look up, call the app on a miss, store, answer with the cache's headers."""
-        namespace, control, scope_id, known = how
+        namespace, control, scope_id, known = asked
         value_fn, stream_fn = self._functions(namespace, control.get("max-age"))
         live: dict[str, Any] = {}
         token = _request.set((scope, replay, live))
@@ -224,6 +224,15 @@ class CacheMiddleware:
             await send({"type": "http.response.body", "body": b""})
         finally:
             await items.aclose()
+
+
+class _Asked(NamedTuple):
+    """What a request asks of the cache besides its body."""
+
+    namespace: str
+    control: dict[str, Any]
+    scope_id: str | None  # the tenant's hash
+    known: tuple[Any, ...]  # the fast path's key: path, namespace, max-age, tenant, body bytes
 
 
 class _Known:

@@ -112,8 +112,10 @@ class _Histograms(Collector):
     Python; folding a batch with ``bisect`` under one lock costs a fraction of that.
     """
 
-    def __init__(self, name: str, text: str, labels: list[str], bounds: tuple[float, ...]) -> None:
-        self.name, self.text, self.labels, self.bounds = name, text, labels, bounds
+    def __init__(
+        self, name: str, text: str, labels: list[str], bounds: tuple[float, ...], lock: threading.Lock
+    ) -> None:
+        self.name, self.text, self.labels, self.bounds, self.lock = name, text, labels, bounds, lock
         self._les = [*(str(floatToGoString(b)) for b in bounds), "+Inf"]  # type: ignore[no-untyped-call]
         self.slots: dict[tuple[str, ...], list[float]] = {}  # per label values: counts..., sum
 
@@ -128,7 +130,9 @@ class _Histograms(Collector):
     def collect(self) -> Iterator[Any]:
         """Yield the histogram family (called by the registry)."""
         family = HistogramMetricFamily(self.name, self.text, labels=self.labels)
-        for slot, counts in list(self.slots.items()):
+        with self.lock:  # a consistent copy: a flush may be folding on another thread
+            slots = [(slot, list(counts)) for slot, counts in self.slots.items()]
+        for slot, counts in slots:
             cumulative = list(accumulate(counts[:-1]))
             family.add_metric(list(slot), list(zip(self._les, cumulative, strict=True)), counts[-1])
         yield family
@@ -155,12 +159,14 @@ class Metrics:
             "Seconds from a call to the cache's answer (the lookup alone on a miss).",
             ["function", "outcome"],
             _LATENCY_BUCKETS,
+            self._flushing,
         )
         self.similarity = _Histograms(
             "memollm_semantic_similarity",
             "Cosine similarity of served semantic hits.",
             ["function"],
             _SIMILARITY_BUCKETS,
+            self._flushing,
         )
         for collector in (self.collector, self.latency, self.similarity):
             registry.register(collector)
