@@ -234,7 +234,7 @@ async def test_repeats_take_the_fast_path_and_keep_every_rule(app: App) -> None:
         first = await c.post(PATH, json=BODY, headers=auth_a)
         await c.post(PATH, json=BODY, headers=auth_a)  # a full-path hit: now known
         assert len(middleware._known) == 1
-        (known,) = middleware._known.values()
+        (known,) = middleware._known.entries()
         cache = known.cache
         hits_before = cache.stats().hit_count
         for _ in range(3):
@@ -337,3 +337,71 @@ async def test_fast_path_hits_reach_the_latency_histogram(app: App) -> None:
         assert sample("memollm_hits_total", tier="memory") - before["memory"] == 5
     finally:
         metrics.uninstall()
+
+
+def test_known_requests_are_bounded_by_entries_and_bytes() -> None:
+    """The fast path's memory of request bytes stays within bounds; served entries outlive idle ones."""
+    from memollm.asgi._known import KnownRequests
+
+    known = KnownRequests(max_entries=3, max_bytes=100, max_body=40)
+    ident = [("/p", "default", None, None, bytes([i]) * 30) for i in range(4)]
+    for i in range(3):
+        known.add(ident[i], f"k{i}", cache=None)
+    assert len(known) == 3 and known.bytes == 90
+    assert all(entry.used for entry in known.entries())  # just answered: a second chance each
+    for entry in known.entries():
+        entry.used = False  # as after an eviction pass
+    served = known.get(ident[0])
+    assert served is not None
+    served.used = True  # what a fast-path reply does
+    known.add(ident[3], "k3", cache=None)  # over 100 bytes: k0 was served, so k1 goes
+    assert known.get(ident[1]) is None
+    assert [k.key for k in known.entries()] == ["k2", "k3", "k0"]
+    assert known.bytes == 90
+    known.add(ident[3], "k3-again", cache=None)  # replacing does not count twice
+    assert known.bytes == 90 and len(known) == 3
+    for _ in range(5):  # every entry served: still bounded, and the new one is kept
+        for entry in known.entries():
+            entry.used = True
+        known.add(("/p", "default", None, None, bytes([9]) * 30), "k9", cache=None)
+        assert len(known) == 3 and known.bytes == 90
+    assert "k9" in [k.key for k in known.entries()]
+    known.add(("/p", "default", None, None, b"x" * 41), "big", cache=None)
+    assert "big" not in [k.key for k in known.entries()]
+    first = known.entries()[0]
+    identity = next(i for i in known._map if known._map[i] is first)
+    known.forget(identity)
+    known.forget(identity)  # twice is harmless
+    assert known.bytes == 60 and known.get(identity) is None
+
+
+async def test_an_answer_gone_from_memory_leaves_the_fast_path(app: App) -> None:
+    """When the memory tier no longer holds an answer, its request bytes are forgotten, then relearned."""
+    middleware = CacheMiddleware(app)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=middleware), base_url="http://p") as c:
+        await c.post(PATH, json=BODY)
+        assert len(middleware._known) == 1
+        (entry,) = middleware._known.entries()
+        entry.cache.clear()
+        again = await c.post(PATH, json=BODY)
+        assert again.headers["x-cache"] == "MISS" and app.calls == 2
+        assert len(middleware._known) == 1  # the miss relearned it
+        assert (await c.post(PATH, json=BODY)).headers["x-cache"] == "HIT"
+
+
+async def test_namespace_and_max_age_combinations_are_bounded(
+    app: App, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Clients choose namespaces and TTLs; past 64 pairs, new ones pass through uncached with a warning."""
+    middleware = CacheMiddleware(app)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=middleware), base_url="http://p") as c:
+        for i in range(64):
+            r = await c.post(PATH, json=BODY, headers={"x-memollm-namespace": f"ns{i}"})
+            assert r.headers["x-cache"] == "MISS"
+        with caplog.at_level("WARNING", logger="memollm"):
+            extra = await c.post(PATH, json=BODY, headers={"x-memollm-namespace": "ns-over"})
+        assert extra.status_code == 200 and "x-cache" not in extra.headers
+        assert "namespace and max-age combinations" in caplog.text
+        known_ns = await c.post(PATH, json=BODY, headers={"x-memollm-namespace": "ns3"})
+        assert known_ns.headers["x-cache"] == "HIT"  # existing ones keep working
+    assert len(middleware._caches) == 64

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import functools
 import hashlib
 import json
 import re
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
 from contextlib import ExitStack
 from dataclasses import replace
@@ -16,8 +14,10 @@ from typing import Any, NamedTuple
 
 from .._control import bypass, lookup, refresh, tenant
 from .._decorator import cached_llm
+from .._log import warn_limited
 from ..policy import Policy
 from ..usage import Usage, json_body_usage, sse_usage, usage_of
+from ._known import KnownRequests, age, header_lines
 
 __all__ = ["DEFAULT_PATHS", "CacheMiddleware"]
 
@@ -41,9 +41,8 @@ _PER_EXCHANGE = frozenset(
 _SERVED_FROM_CACHE = frozenset({"hit", "semantic-hit", "stale", "coalesced"})
 _PER_EXCHANGE_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-", "ratelimit-")
 _NAMESPACE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
-_KNOWN_LIMIT = 50_000
+_MAX_SLOTS = 64  # (namespace, max-age) pairs, each with its own cached functions
 _NO_CONTROL: dict[str, Any] = {}
-_AGES = tuple(str(n).encode() for n in range(3600))
 _OUTCOMES = {"hit": "HIT", "semantic-hit": "SEMANTIC-HIT", "miss": "MISS", "stale": "STALE",
              "coalesced": "HIT", "bypass": "BYPASS", "uncacheable": "BYPASS"}  # fmt: skip
 
@@ -86,7 +85,7 @@ class CacheMiddleware:
         self._caches: dict[tuple[str, float | None], tuple[Any, Any]] = {}
         # Exact request bytes seen before -> their key and cache: a repeat skips JSON parsing
         # and canonicalisation when the memory tier holds the answer.
-        self._known: dict[tuple[Any, ...], _Known] = {}
+        self._known = KnownRequests()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI connection."""
@@ -112,11 +111,13 @@ class CacheMiddleware:
         # Exactly known bytes were valid JSON when first seen: answer before parsing them again.
         if json_body and (control is _NO_CONTROL or not ("no-cache" in control or "no-store" in control)):
             found = self._known.get(known)
-            reply = None if found is None else found.reply()
-            if reply is not None:
-                await send({"type": "http.response.start", "status": reply[0], "headers": reply[1]})
-                await send({"type": "http.response.body", "body": reply[2]})
-                return
+            if found is not None:
+                reply = found.reply()
+                if reply is not None:
+                    await send({"type": "http.response.start", "status": reply[0], "headers": reply[1]})
+                    await send({"type": "http.response.body", "body": reply[2]})
+                    return
+                self._known.forget(known)  # gone from the memory tier: the full path decides
         replay = _replaying(body, receive)
         request = _parse(body) if json_body else None
         if request is None:  # not ours to cache: the app sees the request as it came
@@ -129,7 +130,17 @@ class CacheMiddleware:
     ) -> None:
         """The full path: look up, call the app on a miss, store, answer with the cache's headers."""
         namespace, control, scope_id, known = asked
-        value_fn, stream_fn = self._functions(namespace, control.get("max-age"))
+        functions = self._functions(namespace, control.get("max-age"))
+        if functions is None:
+            warn_limited(
+                ("asgi-slots", id(self)),
+                "more than %d namespace and max-age combinations: requests with new ones pass "
+                "through uncached (use fewer X-MemoLLM-Namespace or max-age values)",
+                _MAX_SLOTS,
+            )
+            await self.app(scope, replay, send)
+            return
+        value_fn, stream_fn = functions
         live: dict[str, Any] = {}
         token = _request.set((scope, replay, live))
         try:
@@ -145,9 +156,8 @@ class CacheMiddleware:
                 else:
                     response = await value_fn(scope["path"], request)
                     await self._send(response, seen, live, send)
-                    if seen.outcome in ("hit", "miss") and len(self._known) < _KNOWN_LIMIT:
-                        key = value_fn.cache.key_for(scope["path"], request)
-                        self._known[known] = _Known(key, value_fn.cache)
+                    if seen.outcome in ("hit", "miss"):
+                        self._known.add(known, value_fn.cache.key_for(scope["path"], request), value_fn.cache)
         finally:
             _request.reset(token)
 
@@ -170,12 +180,17 @@ class CacheMiddleware:
                 return b"".join(chunks), False
             message = await receive()
 
-    def _functions(self, namespace: str, max_age: float | None) -> tuple[Any, Any]:
-        """The cached functions for a namespace and TTL (built once, sharing one key space)."""
+    def _functions(self, namespace: str, max_age: float | None) -> tuple[Any, Any] | None:
+        """The cached functions for a namespace and TTL (built once, sharing one key space).
+
+        None past _MAX_SLOTS pairs: clients choose both, and each pair holds objects for good.
+        """
         slot = (namespace, max_age)
         found = self._caches.get(slot)
         if found is not None:
             return found
+        if len(self._caches) >= _MAX_SLOTS:
+            return None
         policy = replace(
             self.policy,
             namespace=namespace,
@@ -203,7 +218,7 @@ class CacheMiddleware:
     ) -> None:
         status, text, body = response
         own = _own_headers(live, seen)
-        head = own if own is not None else _header_lines(text)
+        head = own if own is not None else header_lines(text)
         headers = [*head, (b"content-length", str(len(body)).encode()), *_marks(seen)]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
@@ -233,29 +248,6 @@ class _Asked(NamedTuple):
     control: dict[str, Any]
     scope_id: str | None  # the tenant's hash
     known: tuple[Any, ...]  # the fast path's key: path, namespace, max-age, tenant, body bytes
-
-
-class _Known:
-    """Request bytes seen before: their storage key, their cache, and the last reply's headers."""
-
-    __slots__ = ("cache", "head", "key")
-
-    def __init__(self, key: str, cache: Any) -> None:
-        self.key, self.cache = key, cache
-        self.head: tuple[Any, list[tuple[bytes, bytes]]] = (None, [])
-
-    def reply(self) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
-        """(status, headers, body) from the memory tier's decoded copy, if it holds a fresh one."""
-        served = self.cache.serve_memo(self.key)
-        if served is None:
-            return None
-        value, created = served
-        head = self.head
-        if head[0] is not value:  # a new entry under this key: build its headers once
-            _, text, body = value
-            lines = [*_header_lines(text), (b"content-length", str(len(body)).encode()), (b"x-cache", b"HIT")]
-            head = self.head = (value, lines)
-        return value[0], head[1] if created is None else [*head[1], (b"age", _age(created))], value[2]
 
 
 def _parse(body: bytes) -> dict[str, Any] | None:
@@ -311,16 +303,6 @@ def _stored_if_200(result: Any) -> bool:
     return bool(result) and isinstance(result[0], (list, tuple)) and result[0][0] == 200  # a stream
 
 
-@functools.lru_cache(maxsize=256)
-def _header_lines(text: str) -> tuple[tuple[bytes, bytes], ...]:
-    # Responses of one upstream repeat the same few header sets: parse each once.
-    pairs = []
-    for line in text.split("\n") if text else ():
-        name, _, value = line.partition(": ")
-        pairs.append((name.encode("latin-1"), value.encode("latin-1")))
-    return tuple(pairs)
-
-
 def _headers(pairs: list[list[str]]) -> list[tuple[bytes, bytes]]:
     return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in pairs]
 
@@ -328,15 +310,10 @@ def _headers(pairs: list[list[str]]) -> list[tuple[bytes, bytes]]:
 def _marks(seen: Any) -> list[tuple[bytes, bytes]]:
     marks = [(b"x-cache", _OUTCOMES.get(seen.outcome or "", "MISS").encode())]
     if seen.created is not None and seen.outcome in _SERVED_FROM_CACHE:
-        marks.append((b"age", _age(seen.created)))
+        marks.append((b"age", age(seen.created)))
     if seen.similarity is not None:
         marks.append((b"x-cache-similarity", f"{seen.similarity:.4f}".encode()))
     return marks
-
-
-def _age(created: float) -> bytes:
-    age = int(time.time() - created)
-    return _AGES[age] if 0 <= age < len(_AGES) else str(max(0, age)).encode()
 
 
 def _own_headers(live: dict[str, Any], seen: Any) -> list[tuple[bytes, bytes]] | None:
