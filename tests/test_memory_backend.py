@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
@@ -121,3 +122,51 @@ def test_thread_safety() -> None:
     assert in_threads(work) == []
     assert len(m) <= 50
     assert m.currsize <= m.max_bytes
+
+
+def test_peek_keeps_hot_entries_recent_at_a_seconds_grain(clock: FakeClock) -> None:
+    """peek() moves an entry to the recent end at most once a second: the hit path takes no lock."""
+    m = MemoryBackend(max_entries=2, clock=clock)
+    m.set("a", b"1", None)
+    m.set("b", b"2", None)
+    clock.advance(1.0)
+    item = m.peek("a")
+    assert item is not None and item.data == b"1"
+    m.set("c", b"3", None)  # a was touched a second later than b was written: b goes
+    assert m.peek("b") is None
+    assert m.peek("c") is not None and m.peek("a") is not None
+    m.set("d", b"4", None)  # within that second a's last peek did not move it again: a goes
+    assert m.peek("a") is None
+    assert m.peek("missing") is None
+
+
+def test_peek_while_writers_evict(clock: FakeClock) -> None:
+    """Lock-free peeks racing with writers that evict see an item or None, never an error."""
+    m = MemoryBackend(max_entries=8, clock=clock)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        n = 0
+        while not stop.is_set():
+            m.set(f"k{n % 64}", b"v", None)
+            n += 1
+
+    def reader() -> None:
+        try:
+            for i in range(20_000):
+                if i % 100 == 0:
+                    clock.advance(1.0)  # make peeks take the locked touch too
+                item = m.peek(f"k{i % 64}")
+                assert item is None or item.data == b"v"
+        except BaseException as exc:  # reported below, on the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer), threading.Thread(target=reader)]
+    for t in threads:
+        t.start()
+    threads[1].join()
+    stop.set()
+    threads[0].join()
+    assert errors == []
+    assert len(m) <= 8

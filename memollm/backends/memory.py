@@ -13,6 +13,8 @@ __all__ = ["MemoryBackend", "MemoryItem"]
 
 _ENTRY_OVERHEAD = 96  # rough bytes of bookkeeping per entry, so tiny values still count
 _PURGE_EVERY = 1024
+_TOUCH_EVERY = 1.0  # seconds: how stale peek() lets an entry's place in the LRU order get
+_read = Cache.__getitem__  # a read that leaves the LRU order alone
 
 
 class MemoryItem:
@@ -22,12 +24,13 @@ class MemoryItem:
     value is immutable, so repeated hits skip decoding.
     """
 
-    __slots__ = ("data", "expires", "memo")
+    __slots__ = ("data", "expires", "memo", "touched")
 
-    def __init__(self, data: bytes, expires: float | None) -> None:
+    def __init__(self, data: bytes, expires: float | None, touched: float = 0.0) -> None:
         self.data = data
         self.expires = expires
         self.memo: tuple[Any, ...] | None = None
+        self.touched = touched  # when peek() last moved it to the recent end
 
 
 def _size(item: MemoryItem) -> int:
@@ -85,20 +88,32 @@ class MemoryBackend:
         """Return the stored item (bytes plus memo slot) without checking its expiry.
 
         For the cache layer, which checks the entry's own expiry: it is never later
-        than the tier's, so an item kept a little past its TTL is never served.
+        than the tier's, so an item kept a little past its TTL is never served. The hot
+        path of every memoised hit, so it reads without the lock (one dict read, atomic)
+        and moves the entry to the recent end of the LRU order at most once a second: a
+        hot entry then never drifts more than a second's worth of writes from that end.
         """
-        with self._lock:
-            try:
-                return self._lru[key]
-            except KeyError:
-                return None
+        try:
+            item: MemoryItem = _read(self._lru, key)
+        except KeyError:
+            return None
+        now = self._clock()
+        if now - item.touched >= _TOUCH_EVERY:
+            with self._lock:
+                try:
+                    self._lru[key]  # the LRU lookup is the touch
+                except KeyError:  # evicted meanwhile
+                    return None
+            item.touched = now
+        return item
 
     def set(self, key: str, value: bytes, ttl: float | None) -> None:
         """Store ``value`` for ``ttl`` seconds, evicting least recently used entries to fit."""
-        expires = None if ttl is None else self._clock() + ttl
+        now = self._clock()
+        expires = None if ttl is None else now + ttl
         with self._lock:
             try:
-                self._lru[key] = MemoryItem(value, expires)
+                self._lru[key] = MemoryItem(value, expires, now)
             except ValueError:  # larger than the whole tier: not stored
                 self._lru.pop(key, None)
                 return
