@@ -208,3 +208,21 @@ def run_exact(
         record(args.out, scenario, args.system, error=error)
         return
     record(args.out, scenario, args.system, version=version, verified=True, **timing)
+
+
+def litellm_with(cache: Any) -> tuple[Any, bool, str]:
+    """A litellm completion (mock response) behind ``cache``, counting the calls that missed it."""
+    import litellm
+
+    litellm.cache = cache
+    litellm.suppress_debug_info = True
+
+    def ask() -> str:
+        reply = litellm.completion(
+            model=MODEL, messages=MESSAGES, temperature=TEMPERATURE, mock_response=ANSWER, caching=True
+        )
+        if not reply._hidden_params.get("cache_hit"):
+            Counter.calls += 1
+        return str(reply.choices[0].message.content)
+
+    return ask, False, f"litellm {version_of('litellm')}"

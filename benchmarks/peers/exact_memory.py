@@ -10,7 +10,7 @@ from __future__ import annotations
 import tempfile
 from typing import Any
 
-from common import ANSWER, MESSAGES, MODEL, PROMPT, TEMPERATURE, Counter, run_exact, version_of
+from common import ANSWER, MODEL, PROMPT, TEMPERATURE, Counter, litellm_with, run_exact, version_of
 
 SCENARIO = "memory"
 
@@ -118,21 +118,9 @@ def langchain_memory() -> tuple[Any, bool, str]:
 
 
 def litellm_local() -> tuple[Any, bool, str]:
-    import litellm
     from litellm.caching.caching import Cache
 
-    litellm.cache = Cache(type="local")
-    litellm.suppress_debug_info = True
-
-    def ask() -> str:
-        reply = litellm.completion(
-            model=MODEL, messages=MESSAGES, temperature=TEMPERATURE, mock_response=ANSWER, caching=True
-        )
-        if not reply._hidden_params.get("cache_hit"):
-            Counter.calls += 1
-        return str(reply.choices[0].message.content)
-
-    return ask, False, f"litellm {version_of('litellm')}"
+    return litellm_with(Cache(type="local"))
 
 
 SYSTEMS = {

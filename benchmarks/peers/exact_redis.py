@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from common import ANSWER, MESSAGES, MODEL, PROMPT, TEMPERATURE, Counter, run_exact, version_of
+from common import ANSWER, MODEL, PROMPT, TEMPERATURE, Counter, litellm_with, run_exact, version_of
 
 SCENARIO = "redis"
 
@@ -124,22 +124,10 @@ def langchain_redis(url: str) -> tuple[Any, bool, str]:
 
 
 def litellm_redis(url: str) -> tuple[Any, bool, str]:
-    import litellm
     from litellm.caching.caching import Cache
 
     parts = urlsplit(url)
-    litellm.cache = Cache(type="redis", host=parts.hostname, port=str(parts.port))
-    litellm.suppress_debug_info = True
-
-    def ask() -> str:
-        reply = litellm.completion(
-            model=MODEL, messages=MESSAGES, temperature=TEMPERATURE, mock_response=ANSWER, caching=True
-        )
-        if not reply._hidden_params.get("cache_hit"):
-            Counter.calls += 1
-        return str(reply.choices[0].message.content)
-
-    return ask, False, f"litellm {version_of('litellm')}"
+    return litellm_with(Cache(type="redis", host=parts.hostname, port=str(parts.port)))
 
 
 SYSTEMS = {
