@@ -210,6 +210,35 @@ async def test_oversized_bodies_pass_through(app: App) -> None:
     assert app.bodies == [big, big]
 
 
+@pytest.mark.parametrize("messages", [1, 3])
+async def test_max_body_holds_however_the_body_arrives(app: App, messages: int) -> None:
+    """A body handed over in one message (as uvicorn does when it arrived at once) obeys max_body."""
+    big = json.dumps({**BODY, "padding": "x" * 5000}).encode()
+    cut = len(big) // messages + 1
+    parts = [big[i * cut : (i + 1) * cut] for i in range(messages)]
+    middleware = CacheMiddleware(app, max_body=1000)
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    for _ in range(2):
+        queue = [
+            {"type": "http.request", "body": part, "more_body": i < len(parts) - 1}
+            for i, part in enumerate(parts)
+        ]
+
+        async def receive(queue: list[dict[str, Any]] = queue) -> dict[str, Any]:
+            return queue.pop(0)
+
+        scope = {"type": "http", "method": "POST", "path": PATH,
+                 "headers": [(b"content-type", b"application/json")]}  # fmt: skip
+        await middleware(scope, receive, send)
+    starts = [m for m in sent if m["type"] == "http.response.start"]
+    assert [dict(m["headers"]).get(b"x-cache") for m in starts] == [None, None]  # passed through
+    assert app.bodies == [big, big]
+
+
 async def test_no_header_carries_a_key(app: App) -> None:
     """Responses carry outcome headers only: no cache key a tenant could probe with."""
     policy = Policy(namespace="probe")

@@ -95,9 +95,10 @@ class CacheMiddleware:
         headers = dict(scope.get("headers", ()))  # ASGI servers lowercase header names
         message = await receive()
         if message["type"] == "http.request" and not message.get("more_body"):
-            body, whole = message.get("body", b""), True  # the usual case: one message
+            body = message.get("body", b"")  # the usual case: one message
+            whole, more = len(body) <= self.max_body, False
         else:
-            body, whole = await self._read_rest(message, receive)
+            body, whole, more = await self._read_rest(message, receive)
         json_body = whole and b"json" in headers.get(b"content-type", b"")
         raw_control = headers.get(b"cache-control")
         control = _cache_control(raw_control) if raw_control else _NO_CONTROL
@@ -118,7 +119,7 @@ class CacheMiddleware:
                     await send({"type": "http.response.body", "body": reply[2]})
                     return
                 self._known.forget(known)  # gone from the memory tier: the full path decides
-        replay = _replaying(body, receive)
+        replay = _replaying(body, more, receive)
         request = _parse(body) if json_body else None
         if request is None:  # not ours to cache: the app sees the request as it came
             await self.app(scope, replay, send)
@@ -163,21 +164,23 @@ class CacheMiddleware:
 
     # -- the request ------------------------------------------------------------------
 
-    async def _read_rest(self, first: Message, receive: Receive) -> tuple[bytes, bool]:
-        """The body begun by ``first``, and whether it is whole (not past max_body, not cut off)."""
+    async def _read_rest(self, first: Message, receive: Receive) -> tuple[bytes, bool, bool]:
+        """The body begun by ``first``: (what was read, whether it is whole, whether more follows).
+
+        Not whole past max_body (reading stops there; the app reads the rest) or cut off.
+        """
         chunks: list[bytes] = []
         size = 0
         message = first
         while True:
             if message["type"] != "http.request":
-                return b"".join(chunks), False
+                return b"".join(chunks), False, False
             chunk = message.get("body", b"")
             chunks.append(chunk)
-            if not message.get("more_body"):
-                return b"".join(chunks), True
             size += len(chunk)
-            if size > self.max_body:
-                return b"".join(chunks), False
+            more = bool(message.get("more_body"))
+            if size > self.max_body or not more:
+                return b"".join(chunks), size <= self.max_body, more
             message = await receive()
 
     def _functions(self, namespace: str, max_age: float | None) -> tuple[Any, Any] | None:
@@ -258,7 +261,7 @@ def _parse(body: bytes) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _replaying(body: bytes, receive: Receive) -> Receive:
+def _replaying(body: bytes, more: bool, receive: Receive) -> Receive:
     """A receive that gives the app the body already read, then the client's later messages."""
     sent = False
 
@@ -266,7 +269,7 @@ def _replaying(body: bytes, receive: Receive) -> Receive:
         nonlocal sent
         if not sent:
             sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
+            return {"type": "http.request", "body": body, "more_body": more}
         return await receive()
 
     return replay
