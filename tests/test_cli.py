@@ -96,7 +96,11 @@ def test_serve_rejects_bad_options(args: list[str], message: str, tmp_path: Path
 
 
 def test_serve_runs_as_a_real_process(tmp_path: Path) -> None:
-    """`memollm serve` starts, answers a repeat from cache, and stops on SIGTERM."""
+    """`memollm serve` starts, answers repeats from cache, and stops on SIGTERM.
+
+    Repeats past the second take the fast path with serve's metrics hook subscribed (a bug
+    once made them 500s), and /metrics counts them.
+    """
     pytest.importorskip("uvicorn")
     import httpx
 
@@ -120,11 +124,13 @@ def test_serve_runs_as_a_real_process(tmp_path: Path) -> None:
     try:
         assert eventually(healthy, timeout=20)
         body = {"model": "m", "messages": [{"role": "user", "content": "hello"}]}
-        first = httpx.post(url + "/v1/chat/completions", json=body)
-        second = httpx.post(url + "/v1/chat/completions", json=body)
-        assert (first.headers["x-cache"], second.headers["x-cache"]) == ("MISS", "HIT")
-        assert second.json() == first.json()
+        replies = [httpx.post(url + "/v1/chat/completions", json=body) for _ in range(5)]
+        assert [r.headers["x-cache"] for r in replies] == ["MISS", "HIT", "HIT", "HIT", "HIT"]
+        assert all(r.json() == replies[0].json() for r in replies)
         assert upstream.count == 1
+        metrics = httpx.get(url + "/metrics").text
+        hits = [line for line in metrics.splitlines() if line.startswith("memollm_lookup_seconds_count")]
+        assert any('outcome="hit"' in line and line.endswith(" 4.0") for line in hits), hits
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=15)
