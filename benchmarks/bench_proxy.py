@@ -13,7 +13,8 @@ differences. The servers are warmed so every measured request is a hit, then loa
 Where taskset is available the server under load gets a core of its own and wrk the rest, so
 the generator does not steal the server's CPU. Besides throughput and latency, the server's
 CPU time per request is read from /proc: the steadiest measure of what a hit costs on a shared
-machine. Target: hit overhead <= 25% versus the bare app. Quote ratios.
+machine. Target: hit overhead <= 25% versus the bare app. Quote ratios. The peer proxy
+(LiteLLM's) is measured beside memollm serve by benchmarks/peers/run.sh, in its own venv.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ import os
 import re
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,6 +34,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from statistics import median
 from typing import NamedTuple
 
 import httpx
@@ -47,7 +48,6 @@ class Run(NamedTuple):
     p99: float
     rps: float
     cpu: float | None  # server CPU seconds per request
-    marks: frozenset[str]
 
 
 def port() -> int:
@@ -149,19 +149,19 @@ async def load(url: str, requests: int, concurrency: int) -> tuple[list[float], 
         return latencies, requests / (time.perf_counter() - started), marks
 
 
-def measure(url: str, pid: int, args: argparse.Namespace, load_core: str | None) -> Run:
-    """One loaded run against one server, with the server's CPU time per request."""
-    before = cpu_seconds(pid)
+def measure(
+    url: str, pid: int | None, args: argparse.Namespace, load_core: str | None, requests: int | None = None
+) -> Run:
+    """One loaded run against one server, with its CPU time per request when ``pid`` is given."""
+    before = None if pid is None else cpu_seconds(pid)
     if args.wrk:
         p50, p99, rps, total = wrk_load(url, args.seconds, args.concurrency, load_core)
-        marks = frozenset({"wrk"})
     else:
-        latencies, rps, seen = asyncio.run(load(url, args.requests, args.concurrency))
-        p50, p99, total = statistics.median(latencies), percentile99(latencies), len(latencies)
-        marks = frozenset(seen)
-    after = cpu_seconds(pid)
+        latencies, rps, _ = asyncio.run(load(url, requests or args.requests, args.concurrency))
+        p50, p99, total = median(latencies), sorted(latencies)[int(len(latencies) * 0.99)], len(latencies)
+    after = None if pid is None else cpu_seconds(pid)
     cpu = None if before is None or after is None else (after - before) / total
-    return Run(p50, p99, rps, cpu, marks)
+    return Run(p50, p99, rps, cpu)
 
 
 def main() -> None:
@@ -205,14 +205,11 @@ def main() -> None:
         for i in range(args.repeat):
             order = names[i % len(names) :] + names[: i % len(names)]
             rounds.append({name: measure(*servers[name], args, load_core) for name in order})
-        upstream = measure_upstream(upstream_url, args, load_core)
+        upstream = measure(upstream_url, None, args, load_core, requests=200)  # ~300 requests/s
     how = f"wrk, {args.seconds}s per run" if args.wrk else f"httpx, {args.requests} requests per run"
     pins = f"server on core {server_core}, load on {load_core}" if server_core else "not pinned"
     print(f"# load: {how}, concurrency {args.concurrency}, loopback, {pins}; medians of {args.repeat} rounds")
     print(f"{'system':30s} {'req/s':>8s} {'p50':>9s} {'p99':>9s} {'CPU/req':>9s}  overhead vs bare (range)")
-
-    def median(values: list[float]) -> float:
-        return statistics.median(values)
 
     overheads: dict[str, list[float]] = {}
     for name in names:
@@ -226,8 +223,8 @@ def main() -> None:
         )
         print(f"{name:30s} {median([r.rps for r in runs]):8.0f} {median([r.p50 for r in runs]) * 1e3:7.2f}ms "
               f"{median([r.p99 for r in runs]) * 1e3:7.2f}ms {cpu_text}  {spread}")  # fmt: skip
-    up = upstream
-    print(f"{'upstream directly (50 ms)':30s} {up.rps:8.0f} {up.p50 * 1e3:7.2f}ms {up.p99 * 1e3:7.2f}ms")
+    print(f"{'upstream directly (50 ms)':30s} {upstream.rps:8.0f} "
+          f"{upstream.p50 * 1e3:7.2f}ms {upstream.p99 * 1e3:7.2f}ms")  # fmt: skip
     hit_p50 = median([r[serve_name].p50 for r in rounds])
     cpu_pairs = [r[serve_name].cpu / r[bare_name].cpu - 1  # type: ignore[operator]
                  for r in rounds if r[serve_name].cpu and r[bare_name].cpu]  # fmt: skip
@@ -237,19 +234,6 @@ def main() -> None:
     if cpu_pairs:
         line += f", {median(cpu_pairs):+.0%} server CPU per request"
     print(line + f"; speed-up over the upstream: {upstream.p50 / hit_p50:.1f}x p50")
-
-
-def measure_upstream(url: str, args: argparse.Namespace, load_core: str | None) -> Run:
-    """The upstream with its 50 ms latency (fewer requests: it serves about 300 a second)."""
-    if args.wrk:
-        p50, p99, rps, _ = wrk_load(url, args.seconds, args.concurrency, load_core)
-        return Run(p50, p99, rps, None, frozenset({"wrk"}))
-    latencies, rps, seen = asyncio.run(load(url, 200, args.concurrency))
-    return Run(statistics.median(latencies), percentile99(latencies), rps, None, frozenset(seen))
-
-
-def percentile99(latencies: list[float]) -> float:
-    return sorted(latencies)[int(len(latencies) * 0.99)]
 
 
 if __name__ == "__main__":
