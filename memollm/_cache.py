@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import itertools
-import secrets
 import threading
 import time
 import weakref
@@ -50,6 +49,7 @@ from .errors import (
 from .keys import KeyBuilder, KeyExplanation, function_id
 from .policy import AdaptiveTTL, Policy
 from .pricing import cost_of
+from .resilience import lease
 from .resilience import retry as resilient
 from .resilience.flight import AsyncStreamFlights, SingleFlight, StreamFlights
 from .resilience.keypool import KeyPool
@@ -723,7 +723,7 @@ class LLMCache:
         """(the call's semantic parts, its prompt vector), or None if it has no usable prompt."""
         try:
             parts = plan.keys.semantic(instance, args, kwargs)
-        except (UncacheableArgumentError, TypeError):
+        except Exception:  # noqa: BLE001 - the exact path has already reported it
             return None
         if parts is None:
             return None
@@ -812,32 +812,30 @@ class LLMCache:
         found = self._recheck(plan, key, read)
         if found is not None:
             return found
-        token = secrets.token_hex(16)
-        locked = self._lock(plan, key, token) if plan.lock is not None else None
+        held = None
+        if plan.lock is not None:
+            held = self._lead_or_wait(plan, key)
+            if type(held) is tuple:
+                return held
         try:
-            if locked is False:
-                found = self._await_other(plan, key)
-                if found is not None:
-                    return found
             result, worth = self._paid_call(plan, call)
             note("miss", worth=worth)
             return result, self._store(plan, key, result, KIND_VALUE, worth)
         finally:
-            if locked:
-                self._unlock(plan, key, token)
+            if held is not None:
+                held.release()
 
     async def _afetch(self, plan: _Plan, key: str, read: bool, call: _Call) -> tuple[Any, bytes | None]:
         """Async :meth:`_fetch`."""
         found = self._recheck(plan, key, read)
         if found is not None:
             return found
-        token = secrets.token_hex(16)
-        locked = await self._alock(plan, key, token) if plan.lock is not None else None
+        held = None
+        if plan.lock is not None:
+            held = await self._alead_or_wait(plan, key)
+            if type(held) is tuple:
+                return held
         try:
-            if locked is False:
-                found = await self._await_other_async(plan, key)
-                if found is not None:
-                    return found
             result, worth = await self._apaid_call(plan, call)
             note("miss", worth=worth)
             data = self._encode(plan, result, KIND_VALUE, worth)
@@ -845,8 +843,8 @@ class LLMCache:
                 await self._awrite(plan, key, data)
             return result, data
         finally:
-            if locked:
-                await self._aunlock(plan, key, token)
+            if held is not None:
+                await held.release()
 
     def _recheck(self, plan: _Plan, key: str, read: bool) -> tuple[Any, bytes | None] | None:
         """Prefer the value a caller that finished just before us stored in the memory tier."""
@@ -877,62 +875,60 @@ class LLMCache:
         note("stale")
         return env[5]
 
-    def _lock(self, plan: _Plan, key: str, token: str) -> bool | None:
-        """Take the cross-process lock: True, False (another process holds it) or None (no lock tier)."""
-        tier = plan.lock
-        try:
-            return bool(tier.call(lambda: tier.backend.lock(key, token, plan.policy.lock_timeout)))
-        except Exception as exc:  # noqa: BLE001 - without the lock tier, call alone
-            self._tier_failed(plan, tier.name, exc)
-            return None
+    def _lead_or_wait(self, plan: _Plan, key: str) -> Any:
+        """Across processes: a held lease (lead the call), another's result, or None (call alone).
 
-    def _unlock(self, plan: _Plan, key: str, token: str) -> None:
-        tier = plan.lock
-        try:
-            tier.call(lambda: tier.backend.unlock(key, token))
-        except Exception as exc:  # noqa: BLE001 - the lock expires by itself
-            self._tier_failed(plan, tier.name, exc)
-
-    async def _alock(self, plan: _Plan, key: str, token: str) -> bool | None:
-        tier = plan.lock
-        try:
-            return bool(await tier.acall(lambda: tier.backend.alock(key, token, plan.policy.lock_timeout)))
-        except Exception as exc:  # noqa: BLE001 - without the lock tier, call alone
-            self._tier_failed(plan, tier.name, exc)
-            return None
-
-    async def _aunlock(self, plan: _Plan, key: str, token: str) -> None:
-        tier = plan.lock
-        try:
-            await tier.acall(lambda: tier.backend.aunlock(key, token))
-        except Exception as exc:  # noqa: BLE001 - the lock expires by itself
-            self._tier_failed(plan, tier.name, exc)
-
-    def _await_other(self, plan: _Plan, key: str) -> tuple[Any, bytes | None] | None:
-        """Wait (bounded) for the process holding the lock to store its result."""
+        While another process holds the lease, poll for its result; if its lease lapses (it
+        died), take the lock over: exactly one waiter wins it. Waits at most ``lock_timeout``.
+        """
+        tier, seconds = plan.lock, lease.lease_of(plan.policy.lock_timeout)
         deadline = time.monotonic() + plan.policy.lock_timeout
-        while time.monotonic() < deadline:
+        while True:
+            try:
+                held = lease.take(tier, key, seconds)
+            except Exception as exc:  # noqa: BLE001 - without the lock tier, call alone
+                self._tier_failed(plan, tier.name, exc)
+                return None
+            if held is not None:
+                # The lock was free: its last holder may have stored the result just before.
+                found = self._quiet_read(plan, key, KIND_VALUE)
+                if found is None:
+                    return held
+                held.release()
+                self._stats.add("coalesced")
+                return found
             found = self._quiet_read(plan, key, KIND_VALUE)
             if found is not None:
                 self._stats.add("coalesced")
                 return found
-            if not plan.lock.breaker.allow():
+            if time.monotonic() >= deadline or not tier.breaker.allow():
                 return None
             time.sleep(_LOCK_POLL)
-        return None
 
-    async def _await_other_async(self, plan: _Plan, key: str) -> tuple[Any, bytes | None] | None:
-        """Async :meth:`_await_other`."""
+    async def _alead_or_wait(self, plan: _Plan, key: str) -> Any:
+        """Async :meth:`_lead_or_wait`."""
+        tier, seconds = plan.lock, lease.lease_of(plan.policy.lock_timeout)
         deadline = time.monotonic() + plan.policy.lock_timeout
-        while time.monotonic() < deadline:
+        while True:
+            try:
+                held = await lease.atake(tier, key, seconds)
+            except Exception as exc:  # noqa: BLE001 - without the lock tier, call alone
+                self._tier_failed(plan, tier.name, exc)
+                return None
+            if held is not None:
+                found = await self._aquiet_read(plan, key, KIND_VALUE)
+                if found is None:
+                    return held
+                await held.release()
+                self._stats.add("coalesced")
+                return found
             found = await self._aquiet_read(plan, key, KIND_VALUE)
             if found is not None:
                 self._stats.add("coalesced")
                 return found
-            if not plan.lock.breaker.allow():
+            if time.monotonic() >= deadline or not tier.breaker.allow():
                 return None
             await asyncio.sleep(_LOCK_POLL)
-        return None
 
     def _refresh_due(self, plan: _Plan, expires: float | None) -> bool:
         return (
@@ -1111,6 +1107,14 @@ class LLMCache:
             return plan, None, False
         except TypeError:  # the arguments do not fit: let the function itself say so
             return plan, None, False
+        except Exception as exc:
+            if plan.policy.strict:
+                raise
+            self._stats.add("uncacheable")
+            note("uncacheable")
+            warn_once(("key", self.name, type(exc)), "%s: calling through uncached: the key could "
+                      "not be built: %r", self.name, exc)  # fmt: skip
+            return plan, None, False
         if info.sampled and plan.skip_sampled:
             self._stats.add("bypasses")
             note("bypass")
@@ -1135,12 +1139,7 @@ class LLMCache:
                     ("corrupt", self.name), "%s: dropping an entry that does not decode: %s", self.name, exc
                 )
             return True
-        expires = env[3]
-        if (
-            not (expires is None or type(expires) in (float, int))
-            or env[1] != kind
-            or (kind == KIND_STREAM and type(env[5]) is not list)
-        ):
+        if env[1] != kind:
             if not quiet:
                 self._stats.add("corrupt")
             return True

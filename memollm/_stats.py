@@ -32,13 +32,18 @@ class Worth:
     cost: float | None = None
 
     @classmethod
-    def from_meta(cls, meta: Mapping[str, Any]) -> Worth | None:
+    def from_meta(cls, meta: object) -> Worth | None:
         """The worth recorded in an envelope's metadata (see ``_cache``), if any and well-formed."""
-        raw = meta.get("u")
+        raw = meta.get("u") if type(meta) is dict else None
         if not (isinstance(raw, list) and len(raw) == 5):
             return None
         tin, tout, est, model, latency = raw
-        if not (isinstance(tin, int) and isinstance(tout, int) and isinstance(latency, (int, float))):
+        if not (
+            type(tin) is int
+            and type(tout) is int
+            and type(latency) in (int, float)
+            and 0 <= latency < 1e9  # also rejects NaN
+        ):
             return None
         model = model if isinstance(model, str) else None
         usage = Usage(max(tin, 0), max(tout, 0), bool(est), model)

@@ -35,6 +35,7 @@ _EXT_OBJECT = 5
 _EXT_ENUM = 6
 
 _registry: dict[str, type] = {}
+_TIMES = (float, int)
 
 
 def register_type(cls: type) -> type:
@@ -142,23 +143,28 @@ class Codec:
     def decode(self, data: bytes) -> Entry:
         """Decode an envelope; ``CodecError`` for anything malformed, oversized or unknown."""
         _, kind, created, expires, meta, value = self.envelope(data)
-        if (
-            type(created) is not float
-            or not (expires is None or type(expires) is float)
-            or type(meta) is not dict
-            or kind not in (KIND_VALUE, KIND_STREAM)
-        ):
-            raise CodecError("corrupt entry: malformed envelope fields")
-        return Entry(value, kind, created, expires, meta)
+        return Entry(value, kind, float(created), None if expires is None else float(expires), meta)
 
     def envelope(self, data: bytes) -> list[Any]:
-        """Unpack an envelope into its six fields, checking only its shape and version.
+        """Unpack an envelope into its six fields and check every one of them.
 
-        The hit path uses this and checks the fields it reads itself; ``decode`` checks all.
+        Stored bytes are untrusted: ``CodecError`` for a wrong type anywhere (a string
+        ``created``, metadata that is not a map, an unknown kind, a stream that is not a
+        list), ``IncompatibleEntryError`` for another format version.
         """
         obj = self._unpack_envelope(data, self._ext_hook)
         if obj[0] != FORMAT_VERSION:
             raise IncompatibleEntryError(f"entry format {obj[0]!r}, this version reads {FORMAT_VERSION}")
+        _, kind, created, expires, meta, value = obj
+        if (
+            (kind != KIND_VALUE and kind != KIND_STREAM)  # noqa: PLR1714 - 0 == False: no `in`
+            or type(kind) is not int
+            or type(created) not in _TIMES
+            or not (expires is None or (type(expires) in _TIMES and expires == expires))  # noqa: PLR0124 - NaN
+            or type(meta) is not dict
+            or (kind == KIND_STREAM and type(value) is not list)
+        ):
+            raise CodecError("corrupt entry: malformed envelope fields")
         return obj
 
     def describe(self, data: bytes) -> list[Any]:

@@ -41,6 +41,8 @@ class UncacheableArgumentError(MemollmError, TypeError):
     """An argument has a type that cannot be turned into a stable cache key."""
 
     def __init__(self, path: str, value: object, *, reason: str | None = None) -> None:
+        if len(path) > 120:  # a deeply nested value: its start and end say enough
+            path = f"{path[:60]}...{path[-40:]}"
         self.path = path
         self.type_name = _type_name(type(value))
         super().__init__(

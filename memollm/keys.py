@@ -31,6 +31,7 @@ from .policy import Policy
 
 __all__ = [
     "KEY_SCHEMA",
+    "SEMANTIC_MAX_CHARS",
     "KeyBuilder",
     "KeyExplanation",
     "KeyInfo",
@@ -49,6 +50,10 @@ _TEMPERATURE = "temperature"
 _PROMPTISH = ("messages", "prompt", "input")
 _PROMPT_NAMES = ("prompt", "question", "query", "input")
 _PROMPT_SLOT = "\x00memollm:prompt\x00"  # stands for the prompt text in a semantic partition
+# Longer prompts are cached exactly, never semantically. The embedding model sees at most 512
+# tokens (about 2,000 characters of English): two longer prompts could differ where it cannot
+# look. It also bounds what one request can make the embedder and the index hold.
+SEMANTIC_MAX_CHARS = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +231,11 @@ def _default(obj: object) -> object:
 
 
 def _pack(tree: object) -> bytes:
-    return msgpack.packb(tree, default=_default, use_bin_type=True, strict_types=True)  # type: ignore[no-any-return]
+    # A lone surrogate ("\ud800") is a valid str that UTF-8 cannot hold. surrogatepass gives
+    # it bytes no valid string encodes to, so such arguments key too, without collisions.
+    return msgpack.packb(  # type: ignore[no-any-return]
+        tree, default=_default, use_bin_type=True, strict_types=True, unicode_errors="surrogatepass"
+    )
 
 
 def _qualname(tp: type) -> str:
@@ -432,15 +441,18 @@ class KeyBuilder:
         """The prompt text and exact partition of a call, or None if it has no prompt to embed.
 
         The prompt is ``prompt_arg``, else a ``prompt``/``question``/``query``/``input`` string,
-        else the last user message of OpenAI-style ``messages``. Everything else (system
-        prompt, earlier turns, model, sampling, tools, tenant, other arguments) is the
-        partition, so a semantic match never crosses any of it.
+        else the last user message of OpenAI-style ``messages``; None if it is longer than
+        ``SEMANTIC_MAX_CHARS``. Everything else (system prompt, earlier turns, model,
+        sampling, tools, tenant, other arguments) is the partition, so a semantic match
+        never crosses any of it.
         """
         arguments = self._bind(instance, args, kwargs)
         found = _take_prompt(arguments, self.policy.prompt_arg)
         if found is None:
             return None
         text, rest = found
+        if len(text) > SEMANTIC_MAX_CHARS:
+            return None
         components = {
             name: _canonical(value, 0) for name, value in rest.items() if name not in self.policy.ignore
         }

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -142,8 +143,8 @@ class TestSingleFlight:
         assert upstream.count == 5
 
 
-PROCESS_SCRIPT = """
-import json, sys, threading
+WORKER = """
+import json, os, sys, threading, time
 import httpx
 from memollm import cached_llm
 
@@ -151,7 +152,8 @@ url = sys.argv[1]
 
 @cached_llm(tiers=["memory", "redis"], distributed=True)
 def ask(prompt: str) -> str:
-    reply = httpx.post(url + "/v1/chat/completions", json={"messages": [{"content": prompt}]}, timeout=30)
+    reply = httpx.post(f"{url}/v1/chat/completions?pid={os.getpid()}",
+                       json={"messages": [{"content": prompt}]}, timeout=60)
     return reply.json()["choices"][0]["message"]["content"]
 
 print("ready", flush=True)
@@ -164,16 +166,16 @@ def run():
 threads = [threading.Thread(target=run) for _ in range(25)]
 for t in threads: t.start()
 for t in threads: t.join()
-print(json.dumps({"results": sorted(set(results)), "stats": ask.cache.stats().coalesced}), flush=True)
+print(json.dumps({"results": sorted(set(results)), "count": len(results), "done": time.time(),
+                  "coalesced": ask.cache.stats().coalesced}), flush=True)
 """
 
 
-def test_four_processes_share_one_upstream_call(upstream: Upstream, redis_url: str, tmp_path: Path) -> None:
-    """4 processes x 25 threads sharing Redis make one upstream request (a Redis lock)."""
+def start_workers(upstream: Upstream, redis_url: str, tmp_path: Path) -> list[subprocess.Popen[str]]:
+    """4 processes of 25 threads each, all calling one distributed cached function at once."""
     script = tmp_path / "worker.py"
-    script.write_text(PROCESS_SCRIPT)
+    script.write_text(WORKER)
     env = {**os.environ, "MEMOLLM_REDIS_URL": redis_url}
-    upstream.gate.clear()
     procs = [
         subprocess.Popen(
             [sys.executable, str(script), upstream.url],
@@ -191,6 +193,13 @@ def test_four_processes_share_one_upstream_call(upstream: Upstream, redis_url: s
         assert p.stdin is not None
         p.stdin.write("go\n")
         p.stdin.flush()
+    return procs
+
+
+def test_four_processes_share_one_upstream_call(upstream: Upstream, redis_url: str, tmp_path: Path) -> None:
+    """4 processes x 25 threads sharing Redis make one upstream request (a Redis lock)."""
+    upstream.gate.clear()
+    procs = start_workers(upstream, redis_url, tmp_path)
     assert upstream.arrived.wait(30)
     # Hold the answer until the other processes are polling Redis for it (their GETs show
     # in the server's command counts), so the test exercises the lock, not a late hit.
@@ -205,7 +214,7 @@ def test_four_processes_share_one_upstream_call(upstream: Upstream, redis_url: s
     outputs = [json.loads(p.communicate(timeout=60)[0].strip().splitlines()[-1]) for p in procs]
     assert upstream.count == 1
     assert {tuple(o["results"]) for o in outputs} == {("echo: the shared question",)}
-    assert sum(o["stats"] for o in outputs) == 99  # every call but the leader's was shared
+    assert sum(o["coalesced"] for o in outputs) == 99  # every call but the leader's was shared
 
 
 class TestStaleIfError:
@@ -314,3 +323,75 @@ class TestRefreshAhead:
         await done.wait()
         await asyncio.gather(*cache._background)
         assert await fn("x") == "new"
+
+
+@pytest.mark.slow
+def test_a_killed_lock_holder_is_taken_over_within_seconds(
+    upstream: Upstream, redis_url: str, tmp_path: Path
+) -> None:
+    """The lock holder of 4 processes x 25 threads is SIGKILLed mid-call: survivors answer within 10 s.
+
+    One more upstream call is made (the takeover), not one per surviving process.
+    """
+    upstream.gate.clear()  # the first call hangs until the test opens the gate
+    procs = start_workers(upstream, redis_url, tmp_path)
+    assert upstream.arrived.wait(30)
+    holder = int(upstream.requests[0]["path"].rsplit("pid=", 1)[1])
+    victim = next(p for p in procs if p.pid == holder)
+    victim.kill()
+    killed = time.time()
+    victim.communicate(timeout=10)  # reaps it and closes its pipes
+    upstream.gate.set()
+    survivors = [p for p in procs if p is not victim]
+    outputs = [json.loads(p.communicate(timeout=60)[0].strip().splitlines()[-1]) for p in survivors]
+    assert {tuple(o["results"]) for o in outputs} == {("echo: the shared question",)}
+    assert all(o["count"] == 25 for o in outputs)
+    assert max(o["done"] for o in outputs) - killed <= 10
+    assert upstream.count == 2  # the killed holder's call and one takeover
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("face", ["sync", "async"])
+def test_a_live_holder_keeps_its_lease_past_its_length(upstream: Upstream, redis_url: str, face: str) -> None:
+    """A call longer than the lease is not taken over: the holder renews it until the call ends."""
+    from memollm.backends.redis import RedisBackend
+
+    memollm.register_tier("redis", RedisBackend(redis_url))
+    settings = {"tiers": ["memory", "redis"], "distributed": True}
+
+    def ask(prompt: str) -> str:
+        return str(post(upstream, prompt)["choices"][0]["message"]["content"])
+
+    async def aask(prompt: str) -> str:
+        return await asyncio.to_thread(ask, prompt)
+
+    fn = ask if face == "sync" else aask
+    # Two caches of one function: no in-process flight between them, only the Redis lease.
+    first, second = LLMCache(fn, settings=settings), LLMCache(fn, settings=settings)
+    upstream.gate.clear()
+    results: list[str] = []
+
+    def run(cache: LLMCache) -> None:
+        call = cache.wrap(fn)
+        results.append(call("long") if face == "sync" else asyncio.run(call("long")))
+
+    leader = threading.Thread(target=run, args=(first,))
+    leader.start()
+    assert upstream.arrived.wait(10)
+    follower = threading.Thread(target=run, args=(second,))
+    follower.start()
+    admin = redis.Redis.from_url(redis_url)
+    lock = next(iter(admin.scan_iter(match="memollm:lock:*")))
+    renewals, last = 0, admin.pttl(lock)
+    while renewals < 4:  # renewed every second: past the 3 s lease, a lapsed lock would be taken over
+        ttl = admin.pttl(lock)
+        assert ttl > 0, "the lease lapsed while its holder was alive"
+        renewals += ttl > last
+        last = ttl
+        threading.Event().wait(0.05)
+    upstream.gate.set()
+    leader.join(10)
+    follower.join(10)
+    assert results == ["echo: long", "echo: long"]
+    assert upstream.count == 1
+    assert second.stats().coalesced == 1

@@ -25,6 +25,11 @@ __all__ = ["RedisBackend"]
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 # Delete the lock only if it still holds our token: never release another holder's lock.
 _UNLOCK = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+# Extend the lock's lease only while it still holds our token.
+_RENEW = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) "
+    "end return 0"
+)
 _SCAN_COUNT = 1000
 _UNLINK_BATCH = 500
 
@@ -164,6 +169,14 @@ class RedisBackend:
     def unlock(self, key: str, token: str) -> None:
         """Release the lock for ``key`` if ``token`` still holds it (compare and delete)."""
         self.client.eval(_UNLOCK, 1, self._lock_key(key), token)
+
+    def renew(self, key: str, token: str, ttl: float) -> bool:
+        """Extend the lock's lease to ``ttl`` seconds from now if ``token`` still holds it."""
+        return bool(self.client.eval(_RENEW, 1, self._lock_key(key), token, max(1, int(ttl * 1000))))
+
+    async def arenew(self, key: str, token: str, ttl: float) -> bool:
+        """Async :meth:`renew`."""
+        return bool(await self.aclient().eval(_RENEW, 1, self._lock_key(key), token, max(1, int(ttl * 1000))))
 
     async def alock(self, key: str, token: str, ttl: float) -> bool:
         """Async :meth:`lock`."""

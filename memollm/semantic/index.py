@@ -36,6 +36,8 @@ class Candidate:
 # (benchmarks/bench_semantic.py), exact search is faster up to about 15-20k vectors and
 # grows linearly after, HNSW stays under a millisecond.
 ANN_THRESHOLD = 20_000
+_ROW_BYTES = 160  # a row's share of the key, row and expiry bookkeeping (dict, lists, floats)
+_GRAPH_BYTES = 16 * 2 * 8  # HNSW links per vector at connectivity 16
 
 
 class _Partition:
@@ -50,9 +52,16 @@ class _Partition:
         self.texts: list[str] = []
         self.expires: list[float] = []
         self.free: list[int] = []
+        self.text_bytes = 0
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    @property
+    def nbytes(self) -> int:
+        """Roughly what the partition holds in memory: vectors, texts, graph and bookkeeping."""
+        graph = len(self.rows) * (self.matrix.shape[1] * 2 + _GRAPH_BYTES) if self.ann is not None else 0
+        return self.matrix.nbytes + self.text_bytes + graph + len(self.keys) * _ROW_BYTES
 
     def add(self, key: str, vector: npt.NDArray[np.float32], text: str, expires: float) -> None:
         row = self._place(key, vector, text, expires)
@@ -103,6 +112,7 @@ class _Partition:
         elif self.ann is not None and self.ann.contains(row):
             self.ann.remove(row)
         self.matrix[row] = vector
+        self.text_bytes += len(text) - len(self.texts[row])
         self.keys[row], self.texts[row], self.expires[row] = key, text, expires
         self.rows[key] = row
         self.rows.move_to_end(key)
@@ -118,6 +128,7 @@ class _Partition:
         self.matrix[:n] = vectors
         self.keys = list(keys)
         self.texts = list(texts)
+        self.text_bytes = sum(map(len, texts))
         self.expires = [expires] * n
         self.rows = OrderedDict((key, i) for i, key in enumerate(keys))
         if n >= self.ann_threshold:
@@ -150,6 +161,8 @@ class _Partition:
         if row is not None:
             self.matrix[row] = 0.0  # a zero vector never passes a positive threshold
             self.keys[row] = None
+            self.text_bytes -= len(self.texts[row])
+            self.texts[row] = ""
             self.free.append(row)
             if self.ann is not None and self.ann.contains(row):
                 self.ann.remove(row)
@@ -186,36 +199,96 @@ class _Partition:
 
 
 class SemanticIndex:
-    """Partitions of prompt vectors, bounded per partition (least recently used go first)."""
+    """Partitions of prompt vectors, bounded in entries per partition, partitions and bytes.
+
+    Clients choose partitions (a new model name or system prompt makes one), so none of
+    the bounds can be left to them: past ``max_entries`` a partition drops its least
+    recently used prompts; past ``max_partitions`` or ``max_bytes`` in all, the least
+    recently used partitions go whole (a partition larger than the byte budget on its own
+    sheds entries instead). An evicted prompt only costs a semantic miss.
+    """
 
     def __init__(
         self,
         *,
         max_entries: int = 10_000,
+        max_partitions: int = 1024,
+        max_bytes: int = 256 * 1024 * 1024,
         clock: Callable[[], float] = time.time,
         ann_threshold: int = ANN_THRESHOLD,
     ) -> None:
+        if min(max_entries, max_partitions, max_bytes) < 1:
+            raise ValueError(
+                f"max_entries, max_partitions and max_bytes must be positive, got "
+                f"{max_entries!r}, {max_partitions!r}, {max_bytes!r}"
+            )
         self.max_entries = max_entries
+        self.max_partitions = max_partitions
+        self.max_bytes = max_bytes
         self.ann_threshold = ann_threshold
         self._clock = clock
-        self._parts: dict[str, _Partition] = {}
+        self._parts: OrderedDict[str, _Partition] = OrderedDict()  # least recently used first
+        self._sizes: dict[str, int] = {}
+        self._bytes = 0
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         with self._lock:
             return sum(len(p) for p in self._parts.values())
 
+    @property
+    def nbytes(self) -> int:
+        """Roughly the memory the index holds, by the same measure ``max_bytes`` bounds."""
+        with self._lock:
+            return self._bytes
+
+    @property
+    def partitions(self) -> int:
+        """How many partitions the index holds."""
+        with self._lock:
+            return len(self._parts)
+
+    def _partition(self, partition: str, dim: int) -> _Partition:
+        part = self._parts.get(partition)
+        if part is None:
+            part = self._parts[partition] = _Partition(dim, self.ann_threshold)
+            self._sizes[partition] = 0
+        self._parts.move_to_end(partition)
+        return part
+
+    def _settle(self, partition: str, part: _Partition) -> None:
+        """Apply every bound after ``partition`` changed (under the lock)."""
+        while len(part) > self.max_entries:
+            part.remove(next(iter(part.rows)))
+        self._account(partition, part)
+        while len(self._parts) > self.max_partitions or (
+            self._bytes > self.max_bytes and len(self._parts) > 1
+        ):
+            oldest = next(iter(self._parts))
+            if oldest == partition:  # the one just used is the most recent: only when it is alone
+                break
+            self._drop(oldest)
+        while self._bytes > self.max_bytes and len(part):
+            part.remove(next(iter(part.rows)))
+            self._account(partition, part)
+
+    def _account(self, partition: str, part: _Partition) -> None:
+        size = part.nbytes
+        self._bytes += size - self._sizes[partition]
+        self._sizes[partition] = size
+
+    def _drop(self, partition: str) -> None:
+        del self._parts[partition]
+        self._bytes -= self._sizes.pop(partition)
+
     def add(
         self, partition: str, key: str, vector: npt.NDArray[np.float32], text: str, expires: float | None
     ) -> None:
         """Index ``key``'s prompt vector in ``partition`` until ``expires`` (None: no expiry)."""
         with self._lock:
-            part = self._parts.get(partition)
-            if part is None:
-                part = self._parts[partition] = _Partition(len(vector), self.ann_threshold)
+            part = self._partition(partition, len(vector))
             part.add(key, vector, text, float("inf") if expires is None else expires)
-            while len(part) > self.max_entries:
-                part.remove(next(iter(part.rows)))
+            self._settle(partition, part)
 
     def add_many(
         self,
@@ -227,15 +300,12 @@ class SemanticIndex:
     ) -> None:
         """Index many new prompts at once (bulk loading: one matrix copy, one HNSW batch)."""
         with self._lock:
-            part = self._parts.get(partition)
-            if part is None:
-                part = self._parts[partition] = _Partition(vectors.shape[1], self.ann_threshold)
+            part = self._partition(partition, vectors.shape[1])
             if part.rows or part.ann is not None:  # not a fresh partition
                 part.extend(keys, vectors, texts, float("inf") if expires is None else expires)
             else:
                 part.load(keys, vectors, texts, float("inf") if expires is None else expires)
-            while len(part) > self.max_entries:
-                part.remove(next(iter(part.rows)))
+            self._settle(partition, part)
 
     def remove(self, partition: str, key: str) -> None:
         """Forget a vector (its entry expired, was evicted or invalidated)."""
@@ -243,6 +313,7 @@ class SemanticIndex:
             part = self._parts.get(partition)
             if part is not None:
                 part.remove(key)
+                self._account(partition, part)
 
     def search(
         self, partition: str, vector: npt.NDArray[np.float32], *, k: int = 5, threshold: float = 0.9
@@ -252,13 +323,16 @@ class SemanticIndex:
             part = self._parts.get(partition)
             if part is None:
                 return []
-            return part.search(vector, k, threshold, self._clock())
+            self._parts.move_to_end(partition)
+            found = part.search(vector, k, threshold, self._clock())
+            self._account(partition, part)  # expired rows met on the way were dropped
+            return found
 
     def clear(self, prefix: str = "") -> None:
         """Forget every partition whose id starts with ``prefix``."""
         with self._lock:
             for name in [n for n in self._parts if n.startswith(prefix)]:
-                del self._parts[name]
+                self._drop(name)
 
 
 def _onnxruntime_first() -> None:
