@@ -13,7 +13,7 @@ from memollm.backends import MemoryBackend
 from memollm.testing import FakeClock
 
 from .servers import RedisCluster as RedisClusterServers
-from .servers import RedisServer
+from .servers import RedisServer, Served
 from .upstream import Upstream
 
 
@@ -119,6 +119,20 @@ def upstream() -> Iterator[Upstream]:
     server = Upstream().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def proxy(upstream: Upstream, tmp_path: Path) -> Iterator[Served]:
+    """`memollm serve`'s app (memory + SQLite, 64 KiB bodies) over real HTTP in front of ``upstream``."""
+    pytest.importorskip("uvicorn", reason="the server extra is not installed")
+    from memollm import Policy
+    from memollm.asgi.proxy import build_app
+    from memollm.backends.sqlite import SQLiteBackend
+
+    memollm.register_tier("sqlite", SQLiteBackend(tmp_path / "proxy.db"))
+    app = build_app(upstream.url, policy=Policy(tiers=("memory", "sqlite")), max_body=64 * 1024)
+    with Served(app) as served:
+        yield served
 
 
 # -- the offline embedding model ----------------------------------------------------

@@ -173,3 +173,70 @@ class RedisCluster:
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
+
+
+class Served:
+    """An ASGI app served by uvicorn on a free port, in a thread."""
+
+    def __init__(self, app: object) -> None:
+        import uvicorn
+
+        self.port = free_port()
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> Served:
+        from .helpers import eventually
+
+        self.thread.start()
+        assert eventually(lambda: self.server.started, timeout=10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+class ServeProcess:
+    """`memollm serve` as a real process on a free port; ``output`` holds (stdout, stderr) once it stops."""
+
+    def __init__(self, upstream: str, *args: str, env: dict[str, str] | None = None) -> None:
+        import sys
+
+        self.port = free_port()
+        self.args = [sys.executable, "-m", "memollm.cli", "serve", "--upstream", upstream, "--port",
+                     str(self.port), *args]  # fmt: skip
+        self.env = env
+        self.proc: subprocess.Popen[str] | None = None
+        self.output = ("", "")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def healthy(self) -> bool:
+        import httpx
+
+        try:
+            return httpx.get(self.url + "/healthz", timeout=0.5).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def __enter__(self) -> ServeProcess:
+        from .helpers import eventually
+
+        self.proc = subprocess.Popen(
+            self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env
+        )
+        assert eventually(self.healthy, timeout=20)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.proc is not None
+        self.proc.terminate()
+        self.output = self.proc.communicate(timeout=15)

@@ -11,6 +11,8 @@ from click.testing import CliRunner
 
 from memollm.cli import main
 
+from .upstream import Upstream
+
 PAIRS = [
     ("How do I create a list in Python?", "What's the way to make a Python list?", 1),
     ("How do I reverse a string in Python?", "How can I reverse a string in Python?", 1),
@@ -95,7 +97,7 @@ def test_serve_rejects_bad_options(args: list[str], message: str, tmp_path: Path
     assert message in result.output
 
 
-def test_serve_runs_as_a_real_process(tmp_path: Path) -> None:
+def test_serve_runs_as_a_real_process(tmp_path: Path, upstream: Upstream) -> None:
     """`memollm serve` starts, answers repeats from cache, and stops on SIGTERM.
 
     Repeats past the second take the fast path with serve's metrics hook subscribed (a bug
@@ -104,37 +106,20 @@ def test_serve_runs_as_a_real_process(tmp_path: Path) -> None:
     pytest.importorskip("uvicorn")
     import httpx
 
-    from .helpers import eventually
-    from .servers import free_port
-    from .upstream import Upstream
+    from .servers import ServeProcess
 
-    upstream = Upstream().start()
-    port = free_port()
-    args = [sys.executable, "-m", "memollm.cli", "serve", "--upstream", upstream.url, "--port", str(port),
-            "--sqlite", str(tmp_path / "proxy.db")]  # fmt: skip
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        try:
-            return httpx.get(url + "/healthz", timeout=0.5).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    try:
-        assert eventually(healthy, timeout=20)
+    serve = ServeProcess(upstream.url, "--sqlite", str(tmp_path / "proxy.db"))
+    with serve:
         body = {"model": "m", "messages": [{"role": "user", "content": "hello"}]}
-        replies = [httpx.post(url + "/v1/chat/completions", json=body) for _ in range(5)]
+        replies = [httpx.post(serve.url + "/v1/chat/completions", json=body) for _ in range(5)]
         assert [r.headers["x-cache"] for r in replies] == ["MISS", "HIT", "HIT", "HIT", "HIT"]
         assert all(r.json() == replies[0].json() for r in replies)
         assert upstream.count == 1
-        metrics = httpx.get(url + "/metrics").text
+        metrics = httpx.get(serve.url + "/metrics").text
         hits = [line for line in metrics.splitlines() if line.startswith("memollm_lookup_seconds_count")]
         assert any('outcome="hit"' in line and line.endswith(" 4.0") for line in hits), hits
-    finally:
-        proc.terminate()
-        _, err = proc.communicate(timeout=15)
-        upstream.stop()
+    err = serve.output[1]
+    assert serve.proc is not None
     # uvicorn shuts down gracefully, then re-raises the SIGTERM it caught.
-    assert proc.returncode in (0, -15)
+    assert serve.proc.returncode in (0, -15)
     assert "Traceback" not in err

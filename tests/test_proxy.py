@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import openai
@@ -15,44 +12,11 @@ import memollm
 from memollm import Policy
 from memollm.asgi.proxy import build_app
 from memollm.backends.redis import RedisBackend
-from memollm.backends.sqlite import SQLiteBackend
 
-from .helpers import eventually
-from .servers import RedisServer, free_port
+from .servers import RedisServer, Served, free_port
 from .upstream import Upstream, error
 
-uvicorn = pytest.importorskip("uvicorn", reason="the server extra is not installed")
-
-
-class Served:
-    """An ASGI app served by uvicorn on a free port, in a thread."""
-
-    def __init__(self, app: Any) -> None:
-        self.port = free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> Served:
-        self.thread.start()
-        assert eventually(lambda: self.server.started, timeout=10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-
-
-@pytest.fixture
-def proxy(upstream: Upstream, tmp_path: Path) -> Iterator[Served]:
-    memollm.register_tier("sqlite", SQLiteBackend(tmp_path / "proxy.db"))
-    app = build_app(upstream.url, policy=Policy(tiers=("memory", "sqlite")), max_body=64 * 1024)
-    with Served(app) as served:
-        yield served
+pytest.importorskip("uvicorn", reason="the server extra is not installed")
 
 
 def sdk(proxy: Served, key: str = "sk-client-a") -> openai.OpenAI:

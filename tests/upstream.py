@@ -35,6 +35,15 @@ def error(status: int, code: str | None = None, message: str = "scripted failure
     return Reply(status, body={"error": {"message": message, "type": kind, "code": code}})
 
 
+def _last_content(body: dict[str, Any]) -> object:
+    """The last message's content (or the prompt), whatever shape a hostile request gave it."""
+    try:
+        messages = body.get("messages") or [{"content": body.get("prompt", "")}]
+        return messages[-1]["content"]
+    except (TypeError, KeyError, IndexError, AttributeError):
+        return "?"
+
+
 class Upstream:
     """Replies from per-key scripts (or a shared one), then 200s that echo the prompt."""
 
@@ -57,7 +66,9 @@ class Upstream:
                 raw = self.rfile.read(length) or b"{}"
                 try:
                     body = json.loads(raw)
-                except ValueError:
+                except (ValueError, RecursionError):
+                    body = None
+                if not isinstance(body, dict):
                     body = {"raw": raw.decode("latin-1")}  # passed through as sent
                 key = (self.headers.get("authorization") or "").removeprefix("Bearer ")
                 with upstream._lock:
@@ -67,12 +78,12 @@ class Upstream:
                 upstream.arrived.set()
                 upstream.gate.wait(30)
                 if reply is None and body.get("stream"):
-                    messages = body.get("messages") or [{"content": ""}]
-                    self._stream(f"echo: {messages[-1]['content']} #{len(upstream.requests)}")
+                    self._stream(f"echo: {_last_content(body)} #{len(upstream.requests)}")
                     return
                 if reply is None:
-                    messages = body.get("messages") or [{"content": body.get("prompt", "")}]
-                    reply = Reply(body=completion(f"echo: {messages[-1]['content']}", body.get("model", "m")))
+                    reply = Reply(
+                        body=completion(f"echo: {_last_content(body)}", str(body.get("model", "m")))
+                    )
                 if reply.delay:
                     time.sleep(reply.delay)  # the upstream being slow, not test synchronisation
                 payload = json.dumps(reply.body or {}).encode()

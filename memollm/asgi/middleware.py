@@ -43,6 +43,11 @@ _PER_EXCHANGE_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-", "ratelimit-")
 _NAMESPACE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 _MAX_SLOTS = 64  # (namespace, max-age) pairs, each with its own cached functions
 _NO_CONTROL: dict[str, Any] = {}
+_MAX_AGE_DIGITS = 10
+# Headers carrying a caller's credentials. The tenant is the first of them present, unless a
+# tenant_header is configured.
+_KEY_HEADERS = frozenset({b"authorization", b"api-key", b"x-api-key"})
+_TENANT_ORDER = (b"authorization", b"api-key", b"x-api-key")
 _OUTCOMES = {"hit": "HIT", "semantic-hit": "SEMANTIC-HIT", "miss": "MISS", "stale": "STALE",
              "coalesced": "HIT", "bypass": "BYPASS", "uncacheable": "BYPASS"}  # fmt: skip
 
@@ -58,8 +63,9 @@ class CacheMiddleware:
 
     Caches POST requests with a JSON body on ``paths``; everything else passes through
     untouched. The key is the canonical JSON body (key order and whitespace do not
-    matter) plus the tenant: a hash of the ``Authorization`` header, or of
-    ``tenant_header``'s value; never the raw token. Only 200 responses are stored.
+    matter) plus the tenant: a hash of the caller's credentials (``Authorization``, else
+    ``api-key``, else ``x-api-key``), or of ``tenant_header``'s value; never the raw token.
+    Two copies of one of those headers get 400. Only 200 responses are stored.
     ``"stream": true`` requests are recorded event by event and replayed as a stream.
 
     Request headers: ``Cache-Control: no-cache`` (skip the read, store the fresh answer),
@@ -80,7 +86,9 @@ class CacheMiddleware:
         self.app = app
         self.paths = frozenset(paths)
         self.policy = policy or Policy()
-        self.tenant_header = tenant_header.lower().encode() if tenant_header else b"authorization"
+        self.tenant_header = tenant_header.lower().encode() if tenant_header else None
+        # Headers that say who is asking: one request must not carry two of any of them.
+        self._identity = _KEY_HEADERS | ({self.tenant_header} if self.tenant_header else set())
         self.max_body = max_body
         self._caches: dict[tuple[str, float | None], tuple[Any, Any]] = {}
         # Exact request bytes seen before -> their key and cache: a repeat skips JSON parsing
@@ -92,7 +100,12 @@ class CacheMiddleware:
         if scope["type"] != "http" or scope.get("method") != "POST" or scope.get("path") not in self.paths:
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers", ()))  # ASGI servers lowercase header names
+        raw_headers = scope.get("headers", ())
+        headers = dict(raw_headers)  # ASGI servers lowercase header names
+        if len(headers) != len(raw_headers) and _repeated(raw_headers, self._identity):
+            # The tenant would come from one copy while the upstream may use the other.
+            await _error(send, 400, "a request must carry at most one Authorization or API key header")
+            return
         message = await receive()
         if message["type"] == "http.request" and not message.get("more_body"):
             body = message.get("body", b"")  # the usual case: one message
@@ -106,8 +119,7 @@ class CacheMiddleware:
         asked = headers.get(b"x-memollm-namespace")
         if asked and _NAMESPACE.match(text := asked.decode("latin-1")):
             namespace = text
-        raw_tenant = headers.get(self.tenant_header)
-        scope_id = None if raw_tenant is None else hashlib.sha256(raw_tenant).hexdigest()[:32]
+        scope_id = _tenant_of(headers, self.tenant_header)
         known = (scope["path"], namespace, control.get("max-age"), scope_id, body)
         # Exactly known bytes were valid JSON when first seen: answer before parsing them again.
         if json_body and (control is _NO_CONTROL or not ("no-cache" in control or "no-store" in control)):
@@ -124,13 +136,23 @@ class CacheMiddleware:
         if request is None:  # not ours to cache: the app sees the request as it came
             await self.app(scope, replay, send)
             return
-        await self._through_cache(scope, replay, send, request, _Asked(namespace, control, scope_id, known))
+        live: dict[str, Any] = {}
+        asked = _Asked(namespace, control, scope_id, known, live)
+        try:
+            await self._through_cache(scope, replay, _tracked(send, live), request, asked)
+        except Exception as exc:
+            if live.get("called") or live.get("sent"):
+                raise  # the app's own failure, or one after the answer began: not ours to hide
+            # A failure of the cache itself: the request still reaches the app, uncached.
+            warn_limited(("asgi-fail-open", type(exc)), "memollm middleware: serving a request "
+                         "uncached after an internal error: %r", exc)  # fmt: skip
+            await self.app(scope, replay, send)
 
     async def _through_cache(
         self, scope: Scope, replay: Receive, send: Send, request: dict[str, Any], asked: _Asked
     ) -> None:
         """The full path: look up, call the app on a miss, store, answer with the cache's headers."""
-        namespace, control, scope_id, known = asked
+        namespace, control, scope_id, known, live = asked
         functions = self._functions(namespace, control.get("max-age"))
         if functions is None:
             warn_limited(
@@ -142,7 +164,6 @@ class CacheMiddleware:
             await self.app(scope, replay, send)
             return
         value_fn, stream_fn = functions
-        live: dict[str, Any] = {}
         token = _request.set((scope, replay, live))
         try:
             with ExitStack() as stack:
@@ -251,12 +272,61 @@ class _Asked(NamedTuple):
     control: dict[str, Any]
     scope_id: str | None  # the tenant's hash
     known: tuple[Any, ...]  # the fast path's key: path, namespace, max-age, tenant, body bytes
+    live: dict[str, Any]  # what happened to this very request: the app's headers, called, sent
+
+
+def _repeated(headers: Iterable[tuple[bytes, bytes]], names: frozenset[bytes] | set[bytes]) -> bool:
+    """Whether any of ``names`` occurs more than once."""
+    seen: set[bytes] = set()
+    for name, _ in headers:
+        if name in names:
+            if name in seen:
+                return True
+            seen.add(name)
+    return False
+
+
+def _tenant_of(headers: dict[bytes, bytes], tenant_header: bytes | None) -> str | None:
+    """The tenant: a hash of the tenant header, or of the caller's credentials (never the raw token).
+
+    Spellings of one credential are one tenant: surrounding and repeated spaces are dropped
+    and the scheme's case is ignored (``Bearer sk-1`` = ``bearer  sk-1``).
+    """
+    if tenant_header is not None:
+        raw = headers.get(tenant_header)
+    else:
+        raw = next((headers[n] for n in _TENANT_ORDER if n in headers), None)
+    if raw is None:
+        return None
+    words = raw.split()
+    if tenant_header is None and len(words) == 2:
+        words[0] = words[0].lower()
+    return hashlib.sha256(b" ".join(words)).hexdigest()[:32]
+
+
+def _tracked(send: Send, live: dict[str, Any]) -> Send:
+    """``send`` that notes in ``live`` when the answer has begun."""
+
+    async def tracked(message: Message) -> None:
+        live["sent"] = True
+        await send(message)
+
+    return tracked
+
+
+async def _error(send: Send, status: int, message: str) -> None:
+    """An error in the OpenAI error shape."""
+    body = json.dumps({"error": {"message": message, "type": "invalid_request_error", "code": None}}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+               (b"x-cache", b"BYPASS")]  # fmt: skip
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _parse(body: bytes) -> dict[str, Any] | None:
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
         return None
     return data if isinstance(data, dict) else None
 
@@ -280,12 +350,9 @@ def _cache_control(raw: bytes) -> dict[str, Any]:
     for part in raw.decode("latin-1").lower().split(","):
         name, _, value = part.strip().partition("=")
         if name == "max-age":
-            try:
-                seconds = float(value)
-            except ValueError:
-                continue
-            if seconds > 0:
-                out["max-age"] = seconds
+            # delta-seconds are digits (RFC 9111); "inf", "1e400" or a 400-digit number are ignored.
+            if value.isascii() and value.isdigit() and len(value) <= _MAX_AGE_DIGITS and int(value) > 0:
+                out["max-age"] = float(value)
         elif name:
             out[name] = True
     return out
@@ -353,6 +420,7 @@ async def _call_app(app: ASGIApp) -> tuple[int, str, bytes]:
     can keep it decoded and a repeated hit skips decoding.
     """
     scope, receive, live = _request.get()
+    live["called"] = True
     status, headers, chunks = 500, [], []
 
     async def capture(message: Message) -> None:
@@ -370,6 +438,7 @@ async def _call_app(app: ASGIApp) -> tuple[int, str, bytes]:
 async def _stream_app(app: ASGIApp) -> AsyncIterator[Any]:
     """Run the app on the current request; yield (status, headers), then each body chunk as sent."""
     scope, receive, live = _request.get()
+    live["called"] = True
     queue: asyncio.Queue[Message | None] = asyncio.Queue()
 
     async def forward(message: Message) -> None:

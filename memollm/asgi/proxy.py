@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+import re
+from typing import Any, NamedTuple
 
 from .._cache import global_stats
+from ..errors import AllKeysExhaustedError
 from ..policy import Policy
-from ..resilience.classify import Failure, classify
+from ..resilience.classify import Failure, classify, retry_after
 from ..resilience.keypool import KeyPool
 from .middleware import CacheMiddleware, Message, Receive, Scope, Send
 
@@ -65,7 +67,7 @@ class Proxy:
             return
         body = await self._body(receive)
         if body is None:
-            await _json(send, 413, {"error": {"message": f"request body over {self.max_body} bytes"}})
+            await _json(send, 413, _error(f"request body over {self.max_body} bytes"))
             return
         await self._forward(scope, body, send)
 
@@ -92,25 +94,43 @@ class Proxy:
                 return b"".join(chunks)
 
     async def _forward(self, scope: Scope, body: bytes, send: Send) -> None:
-        headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() not in _DROP_REQUEST]
-        key = None
-        if self.keys is not None:
-            key = self.keys.acquire()
-            headers = [(k, v) for k, v in headers if k.lower() != b"authorization"]
-            headers.append((b"authorization", f"Bearer {key}".encode()))
-        query = scope.get("query_string", b"").decode("latin-1")
-        url = self.upstream + scope.get("path", "") + (f"?{query}" if query else "")
-        request = self.client.build_request(scope["method"], url, headers=headers, content=body)
-        try:
-            response = await self.client.send(request, stream=True)
-        except self._httpx.HTTPError as exc:
-            await _json(send, 502, {"error": {"message": f"upstream unreachable: {type(exc).__name__}"}})
+        target = _target(scope)
+        if target is None:
+            await _json(send, 400, _error("the request target must be an absolute path without control "
+                                          "characters"))  # fmt: skip
             return
-        if key is not None and self.keys is not None:
-            if response.status_code == 200:
+        headers = _sendable([(k, v) for k, v in scope.get("headers", []) if k.lower() not in _DROP_REQUEST])
+        if headers is None:
+            await _json(send, 400, _error("a request header has a name or value that cannot be sent"))
+            return
+        tried: list[str] = []
+        refused: _Refusal | None = None
+        while True:
+            key = None
+            if self.keys is not None:
+                try:
+                    key = self.keys.acquire(exclude=tried)
+                except AllKeysExhaustedError as exc:
+                    await _refusal(send, refused, exc)
+                    return
+                headers = [(k, v) for k, v in headers if k.lower() != b"authorization"]
+                headers.append((b"authorization", f"Bearer {key}".encode()))
+            response = await self._send_upstream(scope["method"], self.upstream + target, headers, body, send)
+            if response is None:
+                return
+            if key is None or self.keys is None:
+                break
+            if response.status_code < 400:
                 self.keys.report_ok(key)
-            else:
-                self.keys.report(key, _failure_of(response.status_code, response.headers))
+                break
+            # Read the (small) error to classify it: a spent key says so in the body.
+            refused = _Refusal(response.status_code, list(response.headers.items()), await _bounded(response))
+            failure = classify(_StatusError(refused))
+            self.keys.report(key, failure, retry_after(_StatusError(refused)))
+            if failure not in _KEY_TROUBLE:
+                await _send_refusal(send, refused)
+                return
+            tried.append(key)  # this key is set aside: the same request goes out with the next one
         try:
             kept = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()
                     if k.lower() not in _DROP_RESPONSE]  # fmt: skip
@@ -121,12 +141,115 @@ class Proxy:
         finally:
             await response.aclose()
 
+    async def _send_upstream(
+        self, method: str, url: str, headers: list[tuple[bytes, bytes]], body: bytes, send: Send
+    ) -> Any:
+        """The upstream's streaming response, or None once an error has been answered."""
+        httpx = self._httpx
+        try:
+            request = self.client.build_request(method, url, headers=headers, content=body)
+            return await self.client.send(request, stream=True)
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol, ValueError, TypeError):
+            await _json(send, 400, _error("the request cannot be forwarded as sent"))
+        except httpx.HTTPError as exc:
+            await _json(send, 502, _error(f"upstream unreachable: {type(exc).__name__}", "api_error"))
+        return None
 
-def _failure_of(status: int, headers: Any) -> Failure:
-    class _Status(Exception):
-        status_code = status
 
-    return classify(_Status())
+class _Refusal(NamedTuple):
+    """An upstream's error answer, read whole: status, headers, body."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+class _StatusError(Exception):
+    """A refusal seen as the exception an SDK would raise, for ``classify`` and ``retry_after``."""
+
+    def __init__(self, refusal: _Refusal) -> None:
+        super().__init__(refusal.body[:500].decode("utf-8", "replace"))
+        self.status_code = refusal.status
+        self.headers = dict(refusal.headers)
+        try:
+            parsed = json.loads(refusal.body)
+        except ValueError:
+            parsed = None
+        self.body = parsed if isinstance(parsed, dict) else None
+
+
+_KEY_TROUBLE = (Failure.RATE_LIMITED, Failure.QUOTA, Failure.AUTH)
+_MAX_ERROR_BODY = 64 * 1024
+# Bytes a request target may hold: visible ASCII, no spaces or control characters (RFC 9112).
+_TARGET = re.compile(rb"/[\x21-\x7e]*")
+_TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def _target(scope: Scope) -> str | None:
+    """The path and query to forward, percent-encoded as the client sent them; None if unusable."""
+    raw: bytes = scope.get("raw_path") or scope.get("path", "").encode("utf-8", "surrogateescape")
+    query: bytes = scope.get("query_string", b"")
+    if not _TARGET.fullmatch(raw) or (query and not _TARGET.fullmatch(b"/" + query)):
+        return None
+    return raw.decode("ascii") + (f"?{query.decode('ascii')}" if query else "")
+
+
+def _sendable(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]] | None:
+    """Headers with surrounding whitespace trimmed (it is not part of a value); None if one cannot be sent.
+
+    Forwarding a header the HTTP client refuses would fail the request, and clients log what
+    they refuse, credentials included.
+    """
+    out = []
+    for name, value in headers:
+        trimmed = value.strip(b" \t")
+        if not _TOKEN.fullmatch(name) or _BAD_VALUE.search(trimmed):
+            return None
+        out.append((name, trimmed))
+    return out
+
+
+async def _bounded(response: Any) -> bytes:
+    """An error response's body, up to a limit; the response is closed."""
+    chunks, size = [], 0
+    try:
+        async for chunk in response.aiter_raw():
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > _MAX_ERROR_BODY:
+                break
+    finally:
+        await response.aclose()
+    return b"".join(chunks)[:_MAX_ERROR_BODY]
+
+
+async def _send_refusal(send: Send, refused: _Refusal) -> None:
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in refused.headers
+               if k.lower() not in _DROP_RESPONSE]  # fmt: skip
+    headers.append((b"content-length", str(len(refused.body)).encode()))
+    await send({"type": "http.response.start", "status": refused.status, "headers": headers})
+    await send({"type": "http.response.body", "body": refused.body})
+
+
+async def _refusal(send: Send, refused: _Refusal | None, exc: AllKeysExhaustedError) -> None:
+    """Every pool key is set aside: the last upstream refusal, or a 429 saying when to come back."""
+    if refused is not None:
+        await _send_refusal(send, refused)
+        return
+    message = "every upstream API key of the proxy is cooling down, spent or refused"
+    extra = (
+        [] if exc.retry_after is None else [(b"retry-after", str(max(1, round(exc.retry_after))).encode())]
+    )
+    body = json.dumps(_error(message, "rate_limit_error")).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra]
+    await send({"type": "http.response.start", "status": 429, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _error(message: str, kind: str = "invalid_request_error") -> dict[str, Any]:
+    """An error body in the OpenAI shape."""
+    return {"error": {"message": message, "type": kind, "code": None}}
 
 
 async def _reply(send: Send, status: int, body: bytes, ctype: bytes) -> None:

@@ -23,6 +23,13 @@ from ._app import main
 )
 @click.option("--tenant-header", default=None, help="scope entries by this header (default: Authorization)")
 @click.option("--max-body", type=click.IntRange(min=1024), default=4 * 1024 * 1024, show_default=True)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="warning",
+    show_default=True,
+    help="for memollm, uvicorn and the HTTP client (API keys are never logged at any level)",
+)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
 def serve(  # noqa: PLR0917 - click passes every option
@@ -33,6 +40,7 @@ def serve(  # noqa: PLR0917 - click passes every option
     ttl: float,
     tenant_header: str | None,
     max_body: int,
+    log_level: str,
     host: str,
     port: int,
 ) -> None:
@@ -42,6 +50,7 @@ def serve(  # noqa: PLR0917 - click passes every option
     Upstream keys: MEMOLLM_API_KEYS (comma-separated) replaces clients' own keys.
     """
     import gc
+    import logging
     import os
 
     from .. import register_tier
@@ -75,6 +84,7 @@ def serve(  # noqa: PLR0917 - click passes every option
         keys = KeyPool.from_env()
     policy = Policy(tiers=tuple(tiers), ttl=ttl, semantic=semantic)
     app = build_app(upstream, policy=policy, tenant_header=tenant_header, max_body=max_body, keys=keys)
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     click.echo(f"memollm serving http://{host}:{port} -> {upstream} (tiers: {' > '.join(tiers)})")
     # Everything imported so far lives as long as the process: frozen, full collections
     # skip it. Access logs would be dropped at this log level, yet uvicorn formats them;
@@ -85,7 +95,7 @@ def serve(  # noqa: PLR0917 - click passes every option
         app,
         host=host,
         port=port,
-        log_level="warning",
+        log_level=log_level,
         access_log=False,
         proxy_headers=False,
         lifespan="on",
