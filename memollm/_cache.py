@@ -730,10 +730,10 @@ class LLMCache:
         vector = plan.semantic.vector(self.name, parts.text)
         if vector is None:
             return None
-        self._semantic_sync(plan, parts.partition)
+        self._semantic_sync(plan, parts.partition, len(vector))
         return parts, vector
 
-    def _semantic_sync(self, plan: _Plan, partition: str) -> None:
+    def _semantic_sync(self, plan: _Plan, partition: str, dim: int) -> None:
         """Pull the vectors other processes (or an earlier run) logged for this partition."""
         log, sem = plan.vector_log, plan.semantic
         if log is None or not sem.sync_due(partition):
@@ -744,7 +744,7 @@ class LLMCache:
         except Exception as exc:  # noqa: BLE001 - a failing tier is skipped
             self._tier_failed(plan, log.name, exc)
             return
-        sem.absorb(partition, rows, cursor)
+        sem.absorb(partition, rows, cursor, dim)
 
     def _semantic_lookup(
         self, plan: _Plan, prepared: tuple[Any, Any] | None, kind: int = KIND_VALUE

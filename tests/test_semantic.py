@@ -344,6 +344,45 @@ class TestSharedIndex:
         assert (first["calls"], second["calls"]) == (1, 0)
         assert second["hits"] == {"semantic": 1}
 
+    @pytest.mark.parametrize("tier", ["sqlite", "redis"])
+    def test_garbage_in_the_shared_log_is_skipped(
+        self, tmp_path: Any, model_path: str, tier: str, request: pytest.FixtureRequest
+    ) -> None:
+        """Rows of wrong types, lengths or encodings in the vector log are skipped; rows after them count."""
+        import redis as redis_py
+
+        from memollm.backends.sqlite import SQLiteBackend
+
+        db = tmp_path / "c.db"
+        env = {"MEMOLLM_EMBED_MODEL_PATH": model_path}
+        if tier == "sqlite":
+            env["MEMOLLM_SQLITE_PATH"] = str(db)
+        else:
+            env["MEMOLLM_REDIS_URL"] = request.getfixturevalue("redis_url")
+        run_semantic(tmp_path, tier, PARAPHRASES[0][0], env)
+        if tier == "sqlite":
+            conn = SQLiteBackend(db)._connect()
+            (partition,) = conn.execute("SELECT partition FROM vectors").fetchone()
+            half = b"\x00\x3c"  # 1.0 as float16
+            garbage = [("k1", "t", "not bytes", None), ("k2", "t", half * 7, None),
+                       (3, 4.5, half * 384, "never"), ("k4", "t", b"\x00\x7e" * 384, None)]  # fmt: skip
+            conn.executemany(
+                "INSERT INTO vectors (partition, key, text, vector, expires) VALUES (?, ?, ?, ?, ?)",
+                [(partition, *row) for row in garbage],
+            )
+        else:
+            admin = redis_py.Redis.from_url(env["MEMOLLM_REDIS_URL"])
+            (stream,) = list(admin.scan_iter(match="*:vectors"))
+            rows = [{"k": b"\xff\xfe"}, {"k": "k", "t": "t", "v": b"abc"},
+                    {"k": "k", "t": b"\xff", "v": b"ab"},
+                    {"k": "k", "t": "t", "v": b"\x00\x3c" * 384, "e": "soon"}]  # fmt: skip
+            for fields in rows:
+                admin.xadd(stream, fields)
+        second = run_semantic(tmp_path, tier, PARAPHRASES[1][0], env)
+        third = run_semantic(tmp_path, tier, PARAPHRASES[1][1], env)
+        assert (second["calls"], third["calls"]) == (1, 0)
+        assert third["hits"] == {"semantic": 1}
+
     def test_clearing_a_function_clears_its_shared_vectors(self, tmp_path: Any, model_path: str) -> None:
         """fn.cache.clear() removes the function's logged vectors, so a restart does not bring them back."""
         from memollm.backends.sqlite import SQLiteBackend

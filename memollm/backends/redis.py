@@ -198,20 +198,17 @@ class RedisBackend:
 
     def vlog_since(
         self, partition: str, cursor: object
-    ) -> tuple[list[tuple[str, str, bytes, float | None]], object]:
-        """Entries of ``partition``'s stream after ``cursor`` (XRANGE from an exclusive id)."""
+    ) -> tuple[list[tuple[object, object, object, object]], object]:
+        """Entries of ``partition``'s stream after ``cursor`` (XRANGE from an exclusive id).
+
+        Rows are (key, text, vector bytes, expiry); a field that is missing or does not decode
+        comes back as None, for the caller to skip: one bad row never blocks the rows after it.
+        """
         start = f"({cursor.decode() if isinstance(cursor, bytes) else cursor}" if cursor else "-"
         found = self.client.xrange(self._vlog_key(partition), min=start, max="+", count=20000)
         if not found:
             return [], cursor
-        rows = []
-        for _, fields in found:
-            expires = fields.get(b"e", b"")
-            rows.append((
-                fields[b"k"].decode(), fields[b"t"].decode(), fields[b"v"],
-                float(expires) if expires else None,
-            ))  # fmt: skip
-        return rows, found[-1][0]
+        return [_vlog_row(fields) for _, fields in found], found[-1][0]
 
     def _vlog_key(self, partition: str) -> str:
         # Under the partition's own prefix, so clearing a function's entries clears its vectors.
@@ -262,6 +259,21 @@ class RedisBackend:
         client = self._aclients.pop(asyncio.get_running_loop(), None)
         if client is not None:
             await client.aclose()
+
+
+def _vlog_row(fields: dict[bytes, bytes]) -> tuple[object, object, object, object]:
+    def text(name: bytes) -> str | None:
+        try:
+            return fields[name].decode()
+        except (KeyError, UnicodeDecodeError, AttributeError):
+            return None
+
+    raw = text(b"e")
+    try:
+        expires = float(raw) if raw else None
+    except ValueError:
+        expires = float("nan")  # unreadable: skipped
+    return text(b"k"), text(b"t"), fields.get(b"v"), expires
 
 
 def _redact(url: str) -> str:

@@ -192,7 +192,7 @@ class SQLiteBackend:
 
     def vlog_since(
         self, partition: str, cursor: object
-    ) -> tuple[list[tuple[str, str, bytes, float | None]], object]:
+    ) -> tuple[list[tuple[object, object, object, object]], object]:
         """Vectors of ``partition`` logged after ``cursor`` (None: from the start), and the new cursor."""
         after = cursor if isinstance(cursor, int) else 0
         rows = (
@@ -206,7 +206,9 @@ class SQLiteBackend:
         )
         if not rows:
             return [], cursor
-        return [(k, t, bytes(v), e) for _, k, t, v, e in rows], rows[-1][0]
+        # Columns only declare types: a value of another type is passed on, for the caller to skip.
+        found = [(k, t, bytes(v) if isinstance(v, bytes | memoryview) else v, e) for _, k, t, v, e in rows]
+        return found, rows[-1][0]
 
     def purge(self) -> int:
         """Drop expired entries now; return how many."""

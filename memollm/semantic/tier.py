@@ -83,13 +83,25 @@ class SemanticTier:
         return self._cursors.get(partition)
 
     def absorb(
-        self, partition: str, rows: list[tuple[str, str, bytes, float | None]], cursor: object
+        self, partition: str, rows: list[tuple[object, object, object, object]], cursor: object, dim: int
     ) -> None:
-        """Add vectors other processes (or an earlier run) logged."""
+        """Add vectors other processes (or an earlier run) logged, skipping rows that are not sound.
+
+        The log is stored bytes like any other: a row of the wrong types, a vector of another
+        length (another model wrote it) or with NaN in it is skipped, never raised.
+        """
         for key, text, blob, expires in rows:
+            if not (
+                type(key) is str
+                and type(text) is str
+                and type(blob) is bytes
+                and len(blob) == 2 * dim
+                and (expires is None or (type(expires) is float and expires == expires))  # noqa: PLR0124
+            ):
+                continue
             vector = np.frombuffer(blob, dtype=np.float16).astype(np.float32)
             norm = float(np.linalg.norm(vector))
-            if norm:
+            if norm and math.isfinite(norm):
                 self.index.add(partition, key, vector / norm, text, expires)
         self._cursors[partition] = cursor
 
