@@ -7,13 +7,10 @@ embedded SQLite file that survives restarts.
 
 from __future__ import annotations
 
-from ._cache import LLMCache, stats_by_function
-from ._cache import global_stats as stats
-from ._control import Lookup, bypass, lookup, refresh, tenant
 from ._decorator import CachedFunction, cached_llm
-from ._stats import CacheStats
 from .codec import register_type
-from .config import configure, register_tier
+from .config import configure
+from .core import LLMCache
 from .errors import (
     AllKeysExhaustedError,
     BackendError,
@@ -26,9 +23,13 @@ from .errors import (
 )
 from .events import CacheEvent
 from .keys import KeyExplanation
+from .outcomes import Lookup, Outcome, lookup
 from .policy import AdaptiveTTL, Policy
+from .registry import register_tier
 from .resilience.keypool import KeyPool, current_key
 from .resilience.retry import RetryPolicy
+from .statistics import CacheStats, stats, stats_by_function
+from .switches import bypass, refresh, tenant
 
 __all__ = [
     "AdaptiveTTL",
@@ -45,6 +46,7 @@ __all__ = [
     "LLMCache",
     "Lookup",
     "MemollmError",
+    "Outcome",
     "Policy",
     "RetryPolicy",
     "TierUnavailableError",

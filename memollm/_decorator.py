@@ -9,7 +9,7 @@ from dataclasses import fields
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, Protocol, TypeVar, overload
 
-from ._cache import LLMCache
+from .core import LLMCache
 from .errors import ConfigError
 from .policy import AdaptiveTTL, Policy
 

@@ -14,14 +14,15 @@ import dataclasses
 import enum
 import typing
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import msgpack
 
 from .errors import CodecError, IncompatibleEntryError
 
-__all__ = ["KIND_STREAM", "KIND_VALUE", "Codec", "Entry", "register_type", "restorable_types"]
+__all__ = [
+    "KIND_STREAM", "KIND_VALUE", "Codec", "Entry", "register_type", "restorable_types", "return_annotation",
+]  # fmt: skip
 
 FORMAT_VERSION = 1
 KIND_VALUE = 0
@@ -51,9 +52,8 @@ def register_type(cls: type) -> type:
     return cls
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """A decoded envelope."""
+class Entry(NamedTuple):
+    """A decoded, validated envelope (a named tuple: cheap to make on every read)."""
 
     value: Any
     kind: int
@@ -141,16 +141,12 @@ class Codec:
         return data
 
     def decode(self, data: bytes) -> Entry:
-        """Decode an envelope; ``CodecError`` for anything malformed, oversized or unknown."""
-        _, kind, created, expires, meta, value = self.envelope(data)
-        return Entry(value, kind, float(created), None if expires is None else float(expires), meta)
+        """Decode an envelope and check every field: the one validator of stored bytes.
 
-    def envelope(self, data: bytes) -> list[Any]:
-        """Unpack an envelope into its six fields and check every one of them.
-
-        Stored bytes are untrusted: ``CodecError`` for a wrong type anywhere (a string
-        ``created``, metadata that is not a map, an unknown kind, a stream that is not a
-        list), ``IncompatibleEntryError`` for another format version.
+        Stored bytes are untrusted: ``CodecError`` for anything malformed, oversized or
+        unknown, or a wrong type anywhere (a string ``created``, metadata that is not a map,
+        an unknown kind, a stream that is not a list); ``IncompatibleEntryError`` for
+        another format version.
         """
         obj = self._unpack_envelope(data, self._ext_hook)
         if obj[0] != FORMAT_VERSION:
@@ -165,7 +161,7 @@ class Codec:
             or (kind == KIND_STREAM and type(value) is not list)
         ):
             raise CodecError("corrupt entry: malformed envelope fields")
-        return obj
+        return Entry(value, kind, created, expires, meta)
 
     def describe(self, data: bytes) -> list[Any]:
         """Unpack an envelope for people to read: objects stay ``{"__type__": name, "value": ...}``.
@@ -300,7 +296,8 @@ def _restore(cls: type, payload: Any, code: int) -> object:
     raise CodecError(f"corrupt entry: bad payload for {_name(cls)}")
 
 
-def _resolve_return(func: Callable[..., Any]) -> object:
+def return_annotation(func: Callable[..., Any]) -> object:
+    """``func``'s return annotation, resolved where possible (a string if not yet definable)."""
     # A class defined inside a function is not in the module's globals, but the body
     # that returns it holds it in a closure cell.
     local: dict[str, Any] = {}

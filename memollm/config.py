@@ -21,27 +21,20 @@ import json
 import os
 import sys
 import threading
-import weakref
 from collections.abc import Mapping
 from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .backends import from_url
-from .backends.guard import CircuitBreaker, Guarded
-from .backends.memory import MemoryBackend
 from .errors import ConfigError
 from .policy import Policy
-
-if TYPE_CHECKING:
-    from .backends import Backend
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
-__all__ = ["configure", "get_tier", "guard", "register_tier", "reset", "resolve"]
+__all__ = ["backend_url", "configure", "generation", "reset", "resolve", "source"]
 
 _ENV_PREFIX = "MEMOLLM_"
 _POLICY_FIELDS = tuple(f.name for f in fields(Policy))
@@ -56,20 +49,32 @@ class _Layer:
         self.backends: dict[str, str] = {}
 
 
+class Generation:
+    """Counts configuration changes: a cached function rebuilds its plan when ``value`` moved."""
+
+    __slots__ = ("lock", "value")
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()  # held by everything that changes configuration or tiers
+        self.value = 0
+
+    def bump(self) -> None:
+        """Record a change (under ``lock``)."""
+        self.value += 1
+
+
+generation = Generation()
+
+
 class _State:
     def __init__(self) -> None:
-        self.lock = threading.RLock()
-        self.generation = 0
         self.code = _Layer()
         self.file: _Layer | None = None
         self.env: _Layer | None = None
         self.source: str | None = None
-        self.tiers: dict[str, Any] = {}
 
 
 _state = _State()
-# One guard (and so one circuit breaker) per backend object, whichever policies use it.
-_guards: weakref.WeakKeyDictionary[Any, Guarded] = weakref.WeakKeyDictionary()
 
 
 def configure(pattern: str | None = None, /, **settings: Any) -> None:
@@ -84,82 +89,38 @@ def configure(pattern: str | None = None, /, **settings: Any) -> None:
     if unknown:
         raise ConfigError(f"configure(): unknown policy setting(s): {', '.join(sorted(unknown))}")
     Policy(**settings)  # validate now, where the caller can see the mistake
-    with _state.lock:
+    with generation.lock:
         layer = _state.code
         target = layer.defaults if pattern is None else layer.overrides.setdefault(pattern, {})
         target.update(settings)
-        _state.generation += 1
+        generation.bump()
 
 
 def reset() -> None:
     """Forget :func:`configure` settings and registered tiers; re-read the file and environment."""
-    with _state.lock:
+    from . import registry
+
+    with generation.lock:
         _state.code = _Layer()
-        _state.tiers = {}
         _state.file = None
         _state.env = None
-        _state.generation += 1
+        registry.forget()
+        generation.bump()
 
 
-def register_tier(name: str, backend: Backend, *, breaker: CircuitBreaker | None = None) -> None:
-    """Make ``backend`` the tier that policies call ``name``.
-
-    Every tier but the plain in-process memory tier gets a circuit breaker (``breaker``,
-    or a default one): after a few consecutive failures it is skipped, and probed again
-    after a backoff.
-    """
-    Policy(tiers=(name,))  # validates the name
-    with _state.lock:
-        _state.tiers[name] = guard(backend, breaker)
-        _state.generation += 1
-
-
-def guard(backend: Any, breaker: CircuitBreaker | None = None) -> Any:
-    """``backend`` behind its circuit breaker (the plain memory tier, which cannot fail, as it is)."""
-    if type(backend) is MemoryBackend or isinstance(backend, Guarded):
-        return backend
-    with _state.lock:
-        guarded = _guards.get(backend)
-        if guarded is None or (breaker is not None and guarded.breaker is not breaker):
-            guarded = _guards[backend] = Guarded(backend, breaker)
-        return guarded
-
-
-def get_tier(name: str) -> Any:
-    """The tier called ``name``: registered, configured by URL, or the default ``"memory"``.
-
-    ``"redis"`` and ``"sqlite"`` can come from ``MEMOLLM_REDIS_URL`` and
-    ``MEMOLLM_SQLITE_PATH``, and any name from the config file's ``[backends]`` table.
-    """
-    with _state.lock:
-        backend = _state.tiers.get(name)
-        if backend is not None:
-            return backend
+def backend_url(name: str) -> str | None:
+    """The URL the environment or the config file's ``[backends]`` gives tier ``name``, if any."""
+    with generation.lock:
         _load()
-        url = None
         for layer in (_state.env, _state.file):
             if layer is not None and name in layer.backends:
-                url = layer.backends[name]
-                break
-        if url is not None:
-            try:
-                made = from_url(url)
-            except (ValueError, OSError) as exc:
-                raise ConfigError(f"tier {name!r}: {exc}") from None
-        elif name == "memory":
-            made = MemoryBackend()
-        else:
-            raise ConfigError(
-                f"no tier named {name!r}: call memollm.register_tier({name!r}, backend), set "
-                f"MEMOLLM_REDIS_URL / MEMOLLM_SQLITE_PATH, or add it to [backends] in the config file"
-            )
-        backend = _state.tiers[name] = guard(made)
-        return backend
+                return layer.backends[name]
+    return None
 
 
 def resolve(name: str, decorator: Mapping[str, Any]) -> Policy:
     """Return the policy for the function called ``name`` given its decorator's settings."""
-    with _state.lock:
+    with generation.lock:
         _load()
         layers = [_state.code, _state.file, _state.env]
         merged: dict[str, Any] = {}
@@ -175,7 +136,7 @@ def resolve(name: str, decorator: Mapping[str, Any]) -> Policy:
 
 def source() -> str | None:
     """The config file in use, if any."""
-    with _state.lock:
+    with generation.lock:
         _load()
         return _state.source
 

@@ -81,13 +81,12 @@ hit_sinks: tuple[HitSink, ...] = ()
 _sinks: dict[Hook, HitSink] = {}
 
 
-def subscribe(hook: Hook) -> Callable[[], None]:
-    """Call ``hook`` with every :class:`CacheEvent`; returns a function that unsubscribes it."""
-    return _subscribe(hook, None)
+def subscribe(hook: Hook, *, hits: HitSink | None = None) -> Callable[[], None]:
+    """Call ``hook`` with every :class:`CacheEvent`; returns a function that unsubscribes it.
 
-
-def _subscribe(hook: Hook, hits: HitSink | None) -> Callable[[], None]:
-    """Subscribe ``hook``; fast-path memory hits then call ``hits(function, tier, latency)`` instead."""
+    ``hits``: for hooks that only count, a cheaper sink for the ASGI fast path's memory hits,
+    called as ``hits(function, tier, latency)`` instead of building an event per hit.
+    """
     if not callable(hook) or (hits is not None and not callable(hits)):
         raise TypeError(f"an event hook must be callable, got {hook!r}")
     with _lock:
@@ -153,7 +152,7 @@ def build(
     finished: float | None = None,
     failed: bool = False,
 ) -> CacheEvent:
-    """The event of one observed call (``seen``: its :class:`~memollm._control.Observation`)."""
+    """The event of one observed call (``seen``: its :class:`~memollm.core.observe.Observation`)."""
     end = time.perf_counter() if finished is None else finished
     outcome, detail = _outcome(seen.outcome, failed)
     looked = seen.looked if seen.looked is not None else end

@@ -328,7 +328,7 @@ async def test_semantic_hits_through_the_middleware_stay_within_a_tenant(app: Ap
 
 def test_a_stale_answer_never_takes_the_failed_calls_headers() -> None:
     """When the app ran but the answer sent comes from the cache, the app's headers are not used."""
-    from memollm._control import Observation
+    from memollm.core.observe import Observation
     from memollm.asgi.middleware import _own_headers
 
     live = {"headers": [(b"x-request-id", b"req-of-the-failed-call")]}

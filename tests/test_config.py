@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import memollm
-from memollm import ConfigError, cached_llm, config
+from memollm import ConfigError, cached_llm, config, registry
 
 
 def _fn(**settings: object) -> memollm.CachedFunction[..., str]:
@@ -192,11 +192,11 @@ def test_tiers_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     monkeypatch.setenv("MEMOLLM_SQLITE_PATH", str(tmp_path / "x.db"))
     monkeypatch.setenv("MEMOLLM_REDIS_URL", "redis://:pw@127.0.0.1:1/2")
     config.reset()
-    sqlite, redis_tier = config.get_tier("sqlite"), config.get_tier("redis")
+    sqlite, redis_tier = registry.get_tier("sqlite"), registry.get_tier("redis")
     assert isinstance(sqlite, Guarded) and isinstance(sqlite.backend, SQLiteBackend)
     assert isinstance(redis_tier, Guarded) and isinstance(redis_tier.backend, RedisBackend)
     assert redis_tier.backend.url.endswith("/2")
-    assert config.get_tier("sqlite") is sqlite
+    assert registry.get_tier("sqlite") is sqlite
 
 
 def test_tiers_from_the_config_file() -> None:

@@ -112,7 +112,7 @@ def test_coalesced_follower_is_a_miss(seen: list[CacheEvent], memory: MemoryBack
     follower.start()
     cache: Any = slow.cache  # type: ignore[attr-defined]
     # A follower is observable only through the flight's count.
-    assert eventually(lambda: cache._flights.waiting(cache.key_for("q")) == 1)
+    assert eventually(lambda: cache.state.flights.waiting(cache.key_for("q")) == 1)
     release.set()
     leader.join(5)
     follower.join(5)
@@ -214,7 +214,7 @@ def test_a_preloaded_entry_reports_unknown_costs_not_zero(
 
 def test_fast_path_hit_events_have_every_field() -> None:
     """hit_event builds its tuple without _make's check: it must still fill each field once."""
-    from memollm._stats import Worth
+    from memollm.statistics import Worth
 
     for worth in (None, Worth(3, 5, True, "m", 0.25, 0.01)):
         event = events.hit_event("f", "memory", 0.001, worth)
@@ -236,9 +236,9 @@ def test_hit_sinks_spare_fast_hits_an_event(caplog: pytest.LogCaptureFixture) ->
     def broken(function: str, tier: str, latency: float) -> None:
         raise RuntimeError("sink bug")
 
-    before = (events.hooks, events.hit_hooks, events.hit_sinks, dict(events._sinks))
-    stop_own = events._subscribe(own.append, lambda *hit: sunk.append(hit))
-    stop_broken = events._subscribe(lambda event: None, broken)
+    before = (events.hooks, events.hit_hooks, events.hit_sinks)
+    stop_own = events.subscribe(own.append, hits=lambda *hit: sunk.append(hit))
+    stop_broken = events.subscribe(lambda event: None, hits=broken)
     stop_full = events.subscribe(full.append)
     try:
         with caplog.at_level(logging.WARNING, logger="memollm"):
@@ -253,6 +253,6 @@ def test_hit_sinks_spare_fast_hits_an_event(caplog: pytest.LogCaptureFixture) ->
         stop_own()
         stop_broken()
         stop_full()
-    assert (events.hooks, events.hit_hooks, events.hit_sinks, events._sinks) == before
+    assert (events.hooks, events.hit_hooks, events.hit_sinks) == before
     with pytest.raises(TypeError, match="must be callable"):
-        events._subscribe(own.append, "not a sink")  # type: ignore[arg-type]
+        events.subscribe(own.append, hits="not a sink")  # type: ignore[arg-type]

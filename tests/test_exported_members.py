@@ -5,21 +5,9 @@ def test_all_is_sorted_and_complete() -> None:
     """__all__ lists every public name the package exports, sorted."""
     public = {name for name in dir(memollm) if not name.startswith("_")}
     modules = {
-        "asgi",
-        "backends",
-        "cli",
-        "codec",
-        "config",
-        "errors",
-        "events",
-        "metrics",
-        "keys",
-        "policy",
-        "pricing",
-        "resilience",
-        "semantic",
-        "testing",
-        "usage",
-    }
+        "asgi", "backends", "canonical", "cli", "coalesce", "codec", "config", "core", "errors", "events",
+        "metrics", "keys", "outcomes", "policy", "pricing", "prompt", "registry", "resilience", "semantic",
+        "statistics", "switches", "testing", "usage",
+    }  # fmt: skip
     assert memollm.__all__ == sorted(memollm.__all__)
     assert public - modules - {"annotations"} == set(memollm.__all__)

@@ -127,7 +127,7 @@ def test_stalled_redis_never_hangs_a_call(fresh_redis: RedisServer) -> None:
     fresh_redis.resume()
     assert not runner.is_alive(), "a call hung on a stalled Redis"
     assert results == [llm.answer(f"q{i}") for i in range(20)]
-    breaker = memollm.config.get_tier("redis").breaker
+    breaker = memollm.registry.get_tier("redis").breaker
     assert breaker.state == OPEN
     assert ask.cache.stats().errors == 3
 

@@ -139,13 +139,15 @@ class TestIndexKeeping:
         clock.advance(11)
         fn(PARAPHRASES[0][1])
         assert llm.calls == 2
-        assert len(cache._semantic.index) == 1  # the expired prompt's vector was dropped
+        semantic = cache.state.current().semantic
+        assert semantic is not None
+        assert len(semantic.index) == 1  # the expired prompt's vector was dropped
 
     def test_evicted_entries_leave_no_dangling_vector(self, llm: FakeLLM, embedder: Any) -> None:
         """When the exact entry is gone (evicted, invalidated), its vector is removed, not served."""
         ask = semantic_fn(llm, embedder)
         ask(PARAPHRASES[0][0])
-        memollm.config.get_tier("memory").clear()
+        memollm.registry.get_tier("memory").clear()
         ask(PARAPHRASES[0][1])
         assert llm.calls == 2
         ask.cache.invalidate(PARAPHRASES[0][1])

@@ -43,7 +43,7 @@ def release_when_waiting(upstream: Upstream, fn: Any, prompt: str, followers: in
         upstream.arrived.wait(10)
         # Followers are observable only through the flight's count: poll it (bounded).
         for _ in range(1000):
-            if fn.cache._flights.waiting(key) >= followers:
+            if fn.cache.state.flights.waiting(key) >= followers:
                 break
             threading.Event().wait(0.01)
         upstream.gate.set()
@@ -298,8 +298,7 @@ class TestRefreshAhead:
         assert [fn("x") for _ in range(10)] == ["old"] * 10
         release.set()
         assert refreshed.wait(10)
-        while cache._refreshing:  # the store follows the call
-            threading.Event().wait(0.01)
+        assert eventually(lambda: cache.stats().refreshes == 1)  # counted once the answer is stored
         assert fn("x") == "new"
         assert cache.stats().refreshes == 1
 
@@ -321,7 +320,8 @@ class TestRefreshAhead:
         clock.advance(90)
         assert await fn("x") == "old"
         await done.wait()
-        await asyncio.gather(*cache._background)
+        await asyncio.gather(*cache.state.refreshes.tasks)
+        assert cache.stats().refreshes == 1
         assert await fn("x") == "new"
 
 

@@ -5,7 +5,7 @@ import threading
 import pytest
 
 from memollm import CacheStats
-from memollm._stats import StatsRecorder
+from memollm.statistics import StatsRecorder
 
 
 def test_hit_rate() -> None:

@@ -110,7 +110,7 @@ class TestEveryConfiguration:
         assert await fn("x") == await fn("x")
         assert llm.calls == 1
         for name in tiers:
-            close = getattr(memollm.config.get_tier(name), "backend", None)
+            close = getattr(memollm.registry.get_tier(name), "backend", None)
             if isinstance(close, RedisBackend):
                 await close.aclose()
 

@@ -12,10 +12,11 @@ from contextlib import ExitStack
 from dataclasses import replace
 from typing import Any, NamedTuple
 
-from .._control import bypass, lookup, refresh, tenant
 from .._decorator import cached_llm
 from .._log import warn_limited
+from ..outcomes import lookup
 from ..policy import Policy
+from ..switches import bypass, refresh, tenant
 from ..usage import Usage, json_body_usage, sse_usage, usage_of
 from ._known import KnownRequests, age, header_lines
 

@@ -6,11 +6,11 @@ import json
 import re
 from typing import Any, NamedTuple
 
-from .._cache import global_stats
 from ..errors import AllKeysExhaustedError
 from ..policy import Policy
 from ..resilience.classify import Failure, classify, retry_after
 from ..resilience.keypool import KeyPool
+from ..statistics import stats as global_stats
 from .middleware import CacheMiddleware, Message, Receive, Scope, Send
 
 __all__ = ["Proxy", "build_app", "metrics_text"]

@@ -29,7 +29,7 @@ class MemoryItem:
     def __init__(self, data: bytes, expires: float | None, touched: float = 0.0) -> None:
         self.data = data
         self.expires = expires
-        self.memo: tuple[Any, ...] | None = None
+        self.memo: Any = None  # a memollm.core.entry.Memo
         self.touched = touched  # when peek() last moved it to the recent end
 
 

@@ -20,7 +20,7 @@ import redis.asyncio as aredis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-__all__ = ["RedisBackend"]
+__all__ = ["RedisBackend", "redact"]
 
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 # Delete the lock only if it still holds our token: never release another holder's lock.
@@ -74,7 +74,7 @@ class RedisBackend:
         )
 
     def __repr__(self) -> str:
-        return f"RedisBackend({_redact(self.url)!r}{', cluster=True' if self.cluster else ''})"
+        return f"RedisBackend({redact(self.url)!r}{', cluster=True' if self.cluster else ''})"
 
     # -- clients --------------------------------------------------------------------
 
@@ -276,6 +276,6 @@ def _vlog_row(fields: dict[bytes, bytes]) -> tuple[object, object, object, objec
     return text(b"k"), text(b"t"), fields.get(b"v"), expires
 
 
-def _redact(url: str) -> str:
+def redact(url: str) -> str:
     """The URL without its password, for logs and reprs."""
     return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)

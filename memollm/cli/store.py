@@ -32,14 +32,14 @@ def open_store(redis_url: str | None, sqlite_path: str | None) -> tuple[Any, str
     sqlite_path = sqlite_path or (None if redis_url else os.environ.get("MEMOLLM_SQLITE_PATH"))
     if redis_url:
         from ..backends import from_url
-        from ..backends.redis import _redact
+        from ..backends.redis import redact
 
         if not redis_url.startswith(
             ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")
         ):
-            got = _redact(redis_url)
+            got = redact(redis_url)
             raise click.ClickException(f"--redis must be a redis://, rediss:// or unix:// URL, got {got!r}")
-        name = _redact(redis_url)
+        name = redact(redis_url)
         try:
             backend: Any = from_url(redis_url)
             backend.client.ping()
@@ -82,7 +82,7 @@ def stats(redis_url: str | None, sqlite_path: str | None, namespace: str | None,
     from rich.console import Console
     from rich.table import Table
 
-    from .._stats import Worth
+    from ..statistics import Worth
 
     backend, name = open_store(redis_url, sqlite_path)
     groups: dict[tuple[str, str], dict[str, Any]] = {}

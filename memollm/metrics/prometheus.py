@@ -33,8 +33,8 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from .. import events
-from .._cache import stats_by_function
 from ..events import CacheEvent
+from ..statistics import stats_by_function
 
 __all__ = ["CONTENT_TYPE", "Metrics", "StatsCollector", "exposition", "install"]
 
@@ -170,7 +170,7 @@ class Metrics:
         )
         for collector in (self.collector, self.latency, self.similarity):
             registry.register(collector)
-        self._unsubscribe = events._subscribe(self.observe, self.observe_hit)
+        self._unsubscribe = events.subscribe(self.observe, hits=self.observe_hit)
 
     def observe(self, event: CacheEvent) -> None:
         """The event hook: queue one lookup for the histograms."""

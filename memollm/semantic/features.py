@@ -210,27 +210,27 @@ FEATURES = (
 
 def features(query: str, cached: str, cosine: float) -> list[float]:
     """The feature vector of a pair (in the order of ``FEATURES``)."""
-    ql, cl = guards._normalise(query), guards._normalise(cached)
+    ql, cl = guards.normalise(query), guards.normalise(cached)
     qt, ct = _TOKEN.findall(ql), _TOKEN.findall(cl)
     qs, cs = [_stem(t) for t in qt], [_stem(t) for t in ct]
-    qc = [s for t, s in zip(qt, qs, strict=True) if t not in _STOP and t not in guards._NEGATIONS]
-    cc = [s for t, s in zip(ct, cs, strict=True) if t not in _STOP and t not in guards._NEGATIONS]
+    qc = [s for t, s in zip(qt, qs, strict=True) if t not in _STOP and t not in guards.NEGATIONS]
+    cc = [s for t, s in zip(ct, cs, strict=True) if t not in _STOP and t not in guards.NEGATIONS]
     qcs, ccs = set(qc), set(cc)
     n_min, n_max = min(len(qt), len(ct)), max(len(qt), len(ct))
     only_q, only_c = len(qcs - ccs), len(ccs - qcs)
     lcs = _lcs(qc, cc)
     flips, pairs = _inversions(qc, cc)
     content_j = _jaccard(qcs, ccs)
-    qn, cn = guards._numbers(query), guards._numbers(cached)
-    qneg, cneg = sum(t in guards._NEGATIONS for t in qt), sum(t in guards._NEGATIONS for t in ct)
+    qn, cn = guards.numbers(query), guards.numbers(cached)
+    qneg, cneg = sum(t in guards.NEGATIONS for t in qt), sum(t in guards.NEGATIONS for t in ct)
     qset, cset = set(qt), set(ct)
     antonym = any(
         (x in qset and y in cset and y not in qset) or (y in qset and x in cset and x not in qset)
-        for x, y in guards._ANTONYMS
+        for x, y in guards.ANTONYMS
     )
     q_wh = [t for t in qt if t in _WH]
     c_wh = [t for t in ct if t in _WH]
-    qe, ce = guards._entities(query), guards._entities(cached)
+    qe, ce = guards.entities(query), guards.entities(cached)
     one_side = {e for e in set(qe) ^ set(ce) if not (e in qset and e in cset)}
     return [
         cosine,
@@ -261,5 +261,5 @@ def features(query: str, cached: str, cosine: float) -> list[float]:
         float(set(q_wh) != set(c_wh)),
         float(len(one_side)),
         len(one_side) / len(set(qe) | set(ce)) if set(qe) | set(ce) else 0.0,
-        float(guards._order_flips(qe, ce)),
+        float(guards.order_flips(qe, ce)),
     ]

@@ -18,9 +18,11 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["default_verifier", "explain"]
+__all__ = [
+    "ANTONYMS", "NEGATIONS", "default_verifier", "entities", "explain", "normalise", "numbers", "order_flips",
+]  # fmt: skip
 
-_NEGATIONS = frozenset(
+NEGATIONS = frozenset(
     {"not", "no", "never", "none", "nobody", "nothing", "neither", "nor", "cannot", "without"}
 )
 _NOT_ENTITIES = frozenset({"i", "i'm", "i've", "i'd", "i'll", "ok", "okay"})
@@ -34,7 +36,7 @@ _NUMBER_WORDS = {w: str(i) for i, w in enumerate(_SMALL_NUMBERS)} | {
     "million": "1000000", "first": "1st", "second": "2nd", "third": "3rd", "half": "0.5",
     "double": "x2", "twice": "x2",
 }  # fmt: skip
-_ANTONYMS = (
+ANTONYMS = (
     ("enable", "disable"), ("enabled", "disabled"), ("before", "after"), ("upload", "download"),
     ("ascending", "descending"), ("increase", "decrease"), ("add", "remove"), ("encrypt", "decrypt"),
     ("start", "stop"), ("open", "close"), ("max", "min"), ("maximum", "minimum"), ("buy", "sell"),
@@ -54,7 +56,8 @@ _FROM_TO = re.compile(r"\bfrom\s+([\w.-]+)\s+(?:to|into)\s+([\w.-]+)", re.IGNORE
 _SENTENCE_END = re.compile(r"[.!?]\s+")
 
 
-def _normalise(text: str) -> str:
+def normalise(text: str) -> str:
+    """NFKC, typographic apostrophes straightened, lower case, contractions expanded (n't -> not)."""
     text = unicodedata.normalize("NFKC", text).replace("\u2019", "'")
     lowered = text.lower()
     for short, long in _CONTRACTIONS:
@@ -63,20 +66,21 @@ def _normalise(text: str) -> str:
 
 
 def _words(text: str) -> list[str]:
-    return [w.strip(".,") for w in _WORD.findall(_normalise(text))]
+    return [w.strip(".,") for w in _WORD.findall(normalise(text))]
 
 
-def _numbers(text: str) -> set[str]:
+def numbers(text: str) -> set[str]:
+    """The numbers in ``text``: digits (leading zeros dropped) and number words, as digits."""
     found = {n.replace(",", "").lstrip("0") or "0" for n in _NUMBER.findall(text)}
     found |= {_NUMBER_WORDS[w] for w in _words(text) if w in _NUMBER_WORDS}
     return found
 
 
 def _negations(words: list[str]) -> int:
-    return sum(w in _NEGATIONS for w in words) % 2
+    return sum(w in NEGATIONS for w in words) % 2
 
 
-def _entities(text: str) -> list[str]:
+def entities(text: str) -> list[str]:
     """Capitalised words inside a sentence, identifiers and quoted strings, in order, case-folded."""
     out: list[str] = []
     for sentence in _SENTENCE_END.split(unicodedata.normalize("NFKC", text)):
@@ -85,7 +89,7 @@ def _entities(text: str) -> list[str]:
             identifier = any(c.isdigit() for c in token) and any(c.isalpha() for c in token)
             identifier = identifier or "_" in token or ("." in token and not token.endswith("."))
             camel = any(c.isupper() for c in token[1:]) and any(c.islower() for c in token)
-            capital = i > 0 and token[:1].isupper() and token.lower() not in _NEGATIONS
+            capital = i > 0 and token[:1].isupper() and token.lower() not in NEGATIONS
             if (identifier or camel or capital) and token.lower() not in _NOT_ENTITIES:
                 out.append(token.lower())
     out += [q.lower() for q in _QUOTED.findall(text)]
@@ -102,7 +106,8 @@ def _cjk_share(text: str) -> float:
     return cjk / len(letters)
 
 
-def _order_flips(a: list[str], b: list[str]) -> bool:
+def order_flips(a: list[str], b: list[str]) -> bool:
+    """Whether tokens found once in each list come in a different order."""
     shared = [t for t in dict.fromkeys(a) if a.count(t) == 1 and b.count(t) == 1]
     pos = [b.index(t) for t in shared]
     return any(pos[i] > pos[j] for i in range(len(pos)) for j in range(i + 1, len(pos)))
@@ -115,19 +120,19 @@ def explain(query: str, cached: str) -> str | None:  # noqa: PLR0911 - one retur
     qw, cw = _words(query), _words(cached)
     if _negations(qw) != _negations(cw):
         return "negation differs"
-    if _numbers(query) != _numbers(cached):
+    if numbers(query) != numbers(cached):
         return "numbers differ"
     qs, cs = set(qw), set(cw)
-    for x, y in _ANTONYMS:
+    for x, y in ANTONYMS:
         if (x in qs and y in cs and y not in qs) or (y in qs and x in cs and x not in qs):
             return f"antonyms {x}/{y}"
-    qe, ce = _entities(query), _entities(cached)
+    qe, ce = entities(query), entities(cached)
     only = {e for e in set(qe) ^ set(ce) if not (e in qs and e in cs)}
     if only:
         return f"entity in one text only: {sorted(only)[0]!r}"
-    if _order_flips(qe, ce):
+    if order_flips(qe, ce):
         return "entities in the opposite order"
-    q_route, c_route = _FROM_TO.search(_normalise(query)), _FROM_TO.search(_normalise(cached))
+    q_route, c_route = _FROM_TO.search(normalise(query)), _FROM_TO.search(normalise(cached))
     if q_route and c_route and q_route.groups() == c_route.groups()[::-1]:
         return "from/to reversed"
     return None

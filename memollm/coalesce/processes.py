@@ -1,9 +1,10 @@
-"""Cross-process single-flight locks as leases: held while the holder lives, lapsing soon after it dies.
+"""Single-flight across processes: a lock in the shared tier, held as a lease.
 
 A process that takes the lock for a key (``SET NX PX`` with a random token) renews it every
-third of its lease while its call runs. If the process is killed, nobody renews it: the
-lease lapses within ``LEASE`` seconds, and one of the processes waiting for the result takes
-the lock over and makes the call. A live holder keeps its lock however long the call takes.
+third of its lease while its call runs. The others poll the shared tier for its result. If
+the holder is killed, nobody renews its lease: it lapses within ``LEASE`` seconds, and one of
+the waiting processes takes the lock over and makes the call. A live holder keeps its lock
+however long the call takes; waiters give up after ``lock_timeout`` and call themselves.
 """
 
 from __future__ import annotations
@@ -12,13 +13,19 @@ import asyncio
 import contextlib
 import secrets
 import threading
-from typing import Any
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from .._log import logger
 
-__all__ = ["LEASE", "AsyncLease", "Lease", "atake", "take"]
+__all__ = ["LEASE", "AsyncLease", "Lease", "Waited", "alead_or_wait", "atake", "lead_or_wait", "take"]
 
 LEASE = 3.0  # seconds a lock outlives its last renewal
+POLL = 0.05  # seconds between a waiter's looks at the shared tier
+T = TypeVar("T")
+L = TypeVar("L")
 
 
 def lease_of(lock_timeout: float) -> float:
@@ -91,3 +98,58 @@ async def atake(tier: Any, key: str, seconds: float) -> AsyncLease | None:
     if await tier.acall(lambda: tier.backend.alock(key, token, seconds)):
         return AsyncLease(tier, key, token, seconds)
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class Waited(Generic[L, T]):
+    """How waiting for the cross-process lock ended: holding it, another's result, or neither."""
+
+    lease: L | None  # the lock is ours: make the call, then release it
+    found: T | None  # another process's result
+
+
+def lead_or_wait(tier: Any, key: str, lock_timeout: float, look: Callable[[], T | None]) -> Waited[Lease, T]:
+    """Take the lock for ``key``, or wait for the holder's result (``look()`` reads it).
+
+    Neither (both None) when ``lock_timeout`` passes or the tier's breaker opens: call alone.
+    A failure of the tier propagates: the caller counts it and calls alone.
+    """
+    seconds = lease_of(lock_timeout)
+    deadline = time.monotonic() + lock_timeout
+    while True:
+        held = take(tier, key, seconds)
+        if held is not None:
+            # The lock was free: its last holder may have stored the result just before.
+            found = look()
+            if found is None:
+                return Waited(held, None)
+            held.release()
+            return Waited(None, found)
+        found = look()
+        if found is not None:
+            return Waited(None, found)
+        if time.monotonic() >= deadline or not tier.breaker.allow():
+            return Waited(None, None)
+        time.sleep(POLL)
+
+
+async def alead_or_wait(
+    tier: Any, key: str, lock_timeout: float, look: Callable[[], Awaitable[T | None]]
+) -> Waited[AsyncLease, T]:
+    """Async :func:`lead_or_wait`."""
+    seconds = lease_of(lock_timeout)
+    deadline = time.monotonic() + lock_timeout
+    while True:
+        held = await atake(tier, key, seconds)
+        if held is not None:
+            found = await look()
+            if found is None:
+                return Waited(held, None)
+            await held.release()
+            return Waited(None, found)
+        found = await look()
+        if found is not None:
+            return Waited(None, found)
+        if time.monotonic() >= deadline or not tier.breaker.allow():
+            return Waited(None, None)
+        await asyncio.sleep(POLL)

@@ -1,4 +1,8 @@
-"""Counters for one cached function, and their frozen snapshots."""
+"""What caches did: counters per cached function, their frozen snapshots, and the totals.
+
+``memollm.stats()`` sums every live cached function of the process;
+``memollm.stats_by_function()`` gives them by name. Each function's own are ``fn.cache.stats()``.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,12 @@ import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 from .pricing import cost_of
 from .usage import Usage
 
-__all__ = ["CacheStats", "StatsRecorder", "Tally", "Worth"]
+__all__ = ["CacheStats", "StatsRecorder", "Tally", "Worth", "stats", "stats_by_function", "track"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +37,7 @@ class Worth:
 
     @classmethod
     def from_meta(cls, meta: object) -> Worth | None:
-        """The worth recorded in an envelope's metadata (see ``_cache``), if any and well-formed."""
+        """The worth recorded in an entry's metadata (``meta()``'s form), if any and well-formed."""
         raw = meta.get("u") if type(meta) is dict else None
         if not (isinstance(raw, list) and len(raw) == 5):
             return None
@@ -261,3 +265,30 @@ class StatsRecorder:
 def _value(counter: itertools.count[int]) -> int:
     # count objects expose their next value only through repr: "count(7)".
     return int(repr(counter)[6:-1])
+
+
+class _Reporting(Protocol):
+    name: str
+
+    def stats(self) -> CacheStats: ...
+
+
+_caches: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def track(cache: _Reporting) -> None:
+    """Count ``cache`` in :func:`stats` and :func:`stats_by_function` while it lives."""
+    _caches.add(cache)
+
+
+def stats_by_function() -> dict[str, CacheStats]:
+    """A snapshot of every live cached function's stats, by name (same names are combined)."""
+    groups: dict[str, list[CacheStats]] = {}
+    for cache in list(_caches):
+        groups.setdefault(cache.name, []).append(cache.stats())
+    return {name: CacheStats.combine(parts) for name, parts in sorted(groups.items())}
+
+
+def stats() -> CacheStats:
+    """Counts summed over every cached function in this process."""
+    return CacheStats.combine(cache.stats() for cache in list(_caches))

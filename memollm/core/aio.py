@@ -1,0 +1,205 @@
+"""The path of a call to an async function (or async generator) through the cache.
+
+The same steps and decisions as :mod:`.sync`. Tiers are awaited through their async faces;
+the semantic step (embedding, its own tier reads) runs on a worker thread: nothing blocks
+the event loop but the in-process memory tier, which never waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from .. import events
+from ..coalesce import processes
+from ..codec import KIND_STREAM, KIND_VALUE
+from ..outcomes import Outcome
+from . import lifetime, similar, tiers, upstream
+from .decide import Decision, decide, serve_stale, shared
+from .encode import encode
+from .entry import MISSING
+from .observe import aobserved, aobserved_stream, decided, note
+from .upstream import Call
+
+if TYPE_CHECKING:
+    from ..semantic.tier import Pending
+    from .plan import Plan
+    from .state import State
+
+__all__ = ["AsyncFace"]
+
+
+class AsyncFace:
+    """Calls of an async function or async generator, for one cached function's state."""
+
+    __slots__ = ("state",)
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+
+    async def call(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The wrapper of an async function."""
+        if events.hooks:
+            return await aobserved(self.state.name, lambda: self.full(wrapped, instance, args, kwargs))
+        return await self.full(wrapped, instance, args, kwargs)
+
+    async def full(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """One call, through every step."""
+        state = self.state
+        plan, key, read = decide(state, instance, args, kwargs)
+        made = Call(wrapped, args, kwargs)
+        if key is None:
+            return await upstream.acall(state, plan, made)
+        stale = pending = None
+        if read:
+            found = await tiers.aread(state, plan, key, KIND_VALUE)
+            if found.value is not MISSING:
+                await lifetime.awarm(state, plan, key, KIND_VALUE, found.expires)
+                if lifetime.due(plan, found.expires, state.clock()):
+                    lifetime.refresh_in_task(state, plan, key, made)
+                return found.value
+            stale = found.stale
+            if plan.semantic is not None:
+                value, pending = await asyncio.to_thread(
+                    similar.find, state, plan, instance, made, KIND_VALUE
+                )
+                if value is not MISSING:
+                    return value
+        try:
+            if plan.single_flight:
+                (result, data), led = await state.flights.arun(key, lambda: self.fetch(plan, key, read, made))
+            else:
+                (result, data), led = await self.fetch(plan, key, read, made), True
+        except Exception:
+            if stale is None:
+                raise
+            return serve_stale(state, stale)
+        if pending is not None and led:
+            await asyncio.to_thread(similar.remember, state, plan, key, pending, result=result, data=data)
+        return result if led else shared(state, result, data)
+
+    async def fetch(self, plan: Plan, key: str, read: bool, made: Call) -> tuple[Any, bytes | None]:
+        """The leader's work on a miss: the result and its encoded bytes (None if not stored)."""
+        state = self.state
+        if read and plan.single_flight:
+            stored = tiers.recheck(state, plan, key, KIND_VALUE)
+            if stored is not None:
+                state.count_coalesced()
+                return stored.entry.value, stored.data
+        lease = None
+        if plan.lock is not None:
+            try:
+                waited = await processes.alead_or_wait(
+                    plan.lock,
+                    key,
+                    plan.policy.lock_timeout,
+                    lambda: tiers.aquiet(state, plan, key, KIND_VALUE),
+                )
+            except Exception as exc:  # noqa: BLE001 - without the lock tier, call alone
+                state.tier_failed(plan, plan.lock.name, exc)
+            else:
+                if waited.found is not None:
+                    state.count_coalesced()
+                    return waited.found.entry.value, waited.found.data
+                lease = waited.lease
+        try:
+            result, worth = await upstream.apaid(state, plan, made)
+            note(Outcome.MISS, worth=worth)
+            data = encode(state, plan, result, KIND_VALUE, worth)
+            if data is not None:
+                await tiers.awrite(state, plan, key, data)
+            return result, data
+        finally:
+            if lease is not None:
+                await lease.release()
+
+    def gen(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The wrapper of an async generator function (decided at call time)."""
+        state, made = self.state, Call(wrapped, args, kwargs)
+        if events.hooks:
+            decision, seen, started, wall = decided(lambda: decide(state, instance, args, kwargs))
+            return aobserved_stream(state.name, self.stream(decision, made, instance), seen, started, wall)
+        return self.stream(decide(state, instance, args, kwargs), made, instance)
+
+    async def stream(self, decision: Decision, made: Call, instance: object) -> AsyncGenerator[Any, None]:
+        """Async :meth:`SyncFace.stream <memollm.core.sync.SyncFace.stream>`."""
+        state = self.state
+        plan, key, read = decision
+        chunks: Any = MISSING
+        stale = pending = None
+        if key is not None and read:
+            found = await tiers.aread(state, plan, key, KIND_STREAM)
+            chunks, stale = found.value, found.stale
+            if chunks is not MISSING:
+                await lifetime.awarm(state, plan, key, KIND_STREAM, found.expires)
+            elif plan.semantic is not None:
+                chunks, pending = await asyncio.to_thread(
+                    similar.find, state, plan, instance, made, KIND_STREAM
+                )
+        if chunks is not MISSING:
+            for chunk in chunks:
+                yield chunk
+            return
+        if key is None or not plan.single_flight:
+            source = self.own_stream(
+                plan, made, None if key is None else self.recorder(plan, key, made, pending)
+            )
+        else:
+            opened = lambda: upstream.acall(state, plan, made, upstream.afirst)  # noqa: E731
+            source = state.astream_flights.read(
+                key, opened, self.recorder(plan, key, made, pending), state.count_coalesced
+            )
+        sent = 0
+        try:
+            async for chunk in source:
+                sent += 1
+                yield chunk
+        except Exception:
+            if stale is None or sent:
+                raise
+            for chunk in serve_stale(state, stale):
+                yield chunk
+        finally:
+            await source.aclose()
+
+    def recorder(
+        self, plan: Plan, key: str, made: Call, pending: Pending | None
+    ) -> Callable[[list[Any]], Awaitable[None]]:
+        """What stores a stream's chunks once it has ended normally."""
+        state, started = self.state, time.perf_counter()
+
+        async def complete(recorded: list[Any]) -> None:
+            worth = upstream.worth_of(state, plan, made, recorded, time.perf_counter() - started)
+            note(Outcome.MISS, worth=worth)
+            data = encode(state, plan, list(recorded), KIND_STREAM, worth)
+            if data is not None:
+                await tiers.awrite(state, plan, key, data)
+            if pending is not None:
+                await asyncio.to_thread(
+                    similar.remember, state, plan, key, pending, result=list(recorded), data=data
+                )
+
+        return complete
+
+    async def own_stream(
+        self, plan: Plan, made: Call, complete: Callable[[list[Any]], Awaitable[None]] | None
+    ) -> AsyncGenerator[Any, None]:
+        """The model's stream, recorded; ``complete`` gets the chunks if it ends normally."""
+        first, stream = await upstream.acall(self.state, plan, made, upstream.afirst)
+        recorded: list[Any] = []
+        finished = False
+        try:
+            if first is not upstream.END:
+                recorded.append(first)
+                yield first
+                async for chunk in stream:
+                    recorded.append(chunk)
+                    yield chunk
+            finished = True
+        finally:
+            if not finished:  # an error, aclose() or cancellation: store nothing
+                await stream.aclose()
+        if complete is not None:
+            await complete(recorded)

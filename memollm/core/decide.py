@@ -1,0 +1,89 @@
+"""The decisions of a call that both faces share.
+
+Whether and how a call uses the cache, and what a follower of another caller's call, or a
+failed call with a stale entry, gets back.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from .._log import warn_once
+from ..codec import Entry
+from ..errors import CodecError, UncacheableArgumentError
+from ..outcomes import Outcome
+from ..switches import BYPASS, REFRESH, mode
+from .observe import note
+
+if TYPE_CHECKING:
+    from .plan import Plan
+    from .state import State
+
+__all__ = ["Decision", "decide", "serve_stale", "shared"]
+
+
+class Decision(NamedTuple):
+    """How one call uses the cache: its plan, its key (None: straight to the model), whether to read."""
+
+    plan: Plan
+    key: str | None
+    read: bool
+
+
+def decide(state: State, instance: object, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Decision:
+    """Key the call, unless the cache is bypassed; an argument that cannot be keyed calls through."""
+    plan = state.current()
+    current = mode()
+    if current == BYPASS or not plan.enabled:
+        return _bypass(state, plan)
+    try:
+        info = plan.keys.info(instance, args, kwargs)
+    except UncacheableArgumentError as exc:
+        if plan.policy.strict:
+            raise
+        _uncacheable(
+            state, ("arg", state.name, exc.path, exc.type_name), "%s: calling through uncached: %s", exc
+        )
+        return Decision(plan, None, False)
+    except TypeError:  # the arguments do not fit: let the function itself say so
+        return Decision(plan, None, False)
+    except Exception as exc:
+        if plan.policy.strict:
+            raise
+        _uncacheable(state, ("key", state.name, type(exc)),
+                     "%s: calling through uncached: the key could not be built: %r", exc)  # fmt: skip
+        return Decision(plan, None, False)
+    if info.sampled and plan.skip_sampled:
+        return _bypass(state, plan)
+    return Decision(plan, info.key, current != REFRESH)
+
+
+def _bypass(state: State, plan: Plan) -> Decision:
+    state.stats.add("bypasses")
+    note(Outcome.BYPASS)
+    return Decision(plan, None, False)
+
+
+def _uncacheable(state: State, cause: tuple[object, ...], message: str, exc: Exception) -> None:
+    state.stats.add("uncacheable")
+    note(Outcome.UNCACHEABLE)
+    warn_once(cause, message, state.name, exc)
+
+
+def shared(state: State, result: Any, data: bytes | None) -> Any:
+    """A follower's copy of the leader's result (decoded afresh when it was stored)."""
+    state.count_coalesced()
+    note(Outcome.COALESCED)
+    if data is None:
+        return result
+    try:
+        return state.codec.decode(data).value
+    except CodecError:
+        return result
+
+
+def serve_stale(state: State, entry: Entry) -> Any:
+    """An expired entry's value, served because the call failed."""
+    state.stats.add("stale")
+    note(Outcome.STALE)
+    return entry.value

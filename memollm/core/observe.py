@@ -1,0 +1,152 @@
+"""What one call did, as it happens: notes for ``memollm.lookup()`` and, with hooks, a CacheEvent.
+
+The steps of a call :func:`note` their outcome. With no :func:`memollm.lookup` block and no
+event hook, a note is two context-variable reads: the hit path pays nothing more.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+from .. import events
+from ..outcomes import Outcome, active_lookup
+from ..statistics import Worth
+
+__all__ = [
+    "Observation", "aobserved", "aobserved_stream", "decided", "note", "observe", "observed",
+    "observed_stream",
+]  # fmt: skip
+
+
+@dataclass(slots=True)
+class Observation:
+    """What one call did, gathered for its :class:`~memollm.events.CacheEvent`.
+
+    ``looked`` is when the lookup ended (the first outcome noted); ``worth`` is the
+    :class:`~memollm.stats.Worth` of the entry served, or of the fresh result stored.
+    """
+
+    outcome: Outcome | None = None
+    tier: str | None = None
+    similarity: float | None = None
+    looked: float | None = None
+    worth: Worth | None = None
+
+
+_observe: ContextVar[Observation | None] = ContextVar("memollm_observe", default=None)
+
+
+@contextmanager
+def observe(seen: Observation | None = None) -> Iterator[Observation]:
+    """Gather what the cached call made in this block does (``seen``: continue that observation)."""
+    seen = Observation() if seen is None else seen
+    token = _observe.set(seen)
+    try:
+        yield seen
+    finally:
+        _observe.reset(token)
+
+
+def note(
+    outcome: Outcome,
+    tier: str | None = None,
+    similarity: float | None = None,
+    created: float | None = None,
+    worth: Worth | None = None,
+) -> None:
+    """Write to the active ``lookup()`` record and call observation, if there are any."""
+    seen = active_lookup()
+    if seen is not None:
+        seen.outcome, seen.tier, seen.similarity, seen.created = outcome, tier, similarity, created
+    obs = _observe.get()
+    if obs is not None:
+        if obs.looked is None:
+            obs.looked = time.perf_counter()
+        obs.outcome, obs.tier, obs.similarity = outcome, tier, similarity
+        if worth is not None:
+            obs.worth = worth
+
+
+def observed(name: str, call: Callable[[], Any]) -> Any:
+    """``call()``, with the event of what it did delivered to the hooks."""
+    wall, started = time.time(), time.perf_counter()
+    with observe() as seen:
+        try:
+            result = call()
+        except BaseException:
+            events.emit(events.build(name, started, wall, seen, failed=True))
+            raise
+    events.emit(events.build(name, started, wall, seen))
+    return result
+
+
+async def aobserved(name: str, call: Callable[[], Any]) -> Any:
+    """Async :func:`observed` (``call()`` returns an awaitable)."""
+    wall, started = time.time(), time.perf_counter()
+    with observe() as seen:
+        try:
+            result = await call()
+        except BaseException:
+            events.emit(events.build(name, started, wall, seen, failed=True))
+            raise
+    events.emit(events.build(name, started, wall, seen))
+    return result
+
+
+def decided(decide: Callable[[], Any]) -> tuple[Any, Observation, float, float]:
+    """Run a stream's decision observed: (what it decided, the observation, start times)."""
+    wall, started = time.time(), time.perf_counter()
+    with observe() as seen:
+        decision = decide()
+    return decision, seen, started, wall
+
+
+def observed_stream(
+    name: str, stream: Generator[Any, None, None], seen: Observation, started: float, wall: float
+) -> Iterator[Any]:
+    """``stream`` with its event delivered when it ends; each step runs with ``seen`` current.
+
+    The context variable is set around each step, not across yields: a generator's caller
+    owns the context between steps.
+    """
+    failed = False
+    try:
+        while True:
+            with observe(seen):
+                try:
+                    chunk = next(stream)
+                except StopIteration:
+                    return
+                except BaseException:
+                    failed = True
+                    raise
+            yield chunk
+    finally:
+        stream.close()
+        events.emit(events.build(name, started, wall, seen, failed=failed))
+
+
+async def aobserved_stream(
+    name: str, stream: AsyncGenerator[Any, None], seen: Observation, started: float, wall: float
+) -> AsyncIterator[Any]:
+    """Async :func:`observed_stream`."""
+    failed = False
+    try:
+        while True:
+            with observe(seen):
+                try:
+                    chunk = await stream.__anext__()
+                except StopAsyncIteration:
+                    return
+                except BaseException:
+                    failed = True
+                    raise
+            yield chunk
+    finally:
+        await stream.aclose()
+        events.emit(events.build(name, started, wall, seen, failed=failed))

@@ -1,0 +1,176 @@
+"""The semantic step: answer a re-phrased question from a verified similar entry, and index new prompts.
+
+Only reached when the exact lookup missed and the policy has a semantic tier. Everything
+here is sync (embedding is CPU work, the vector log a tier call): the async face runs it on a
+worker thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from .._log import logger, warn_once
+from ..keys import SemanticParts
+from ..outcomes import Outcome
+from ..statistics import Worth
+from . import lifetime, tiers
+from .entry import MISSING
+from .observe import note
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from ..semantic.tier import Pending
+    from .plan import Plan
+    from .state import State
+    from .upstream import Call
+
+__all__ = ["Prepared", "find", "index_many", "prepare", "remember"]
+
+
+class Prepared(NamedTuple):
+    """A call's prompt and partition, and the prompt's vector."""
+
+    parts: SemanticParts
+    vector: npt.NDArray[np.float32]
+
+
+def prepare(
+    state: State, plan: Plan, instance: object, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Prepared | None:
+    """The call's prompt vector, or None if it has no usable prompt (or the model cannot be used)."""
+    semantic = plan.semantic
+    assert semantic is not None
+    try:
+        parts = plan.keys.semantic(instance, args, kwargs)
+    except Exception:  # noqa: BLE001 - the exact path has already reported it
+        return None
+    if parts is None:
+        return None
+    vector = semantic.vector(state.name, parts.text)
+    if vector is None:
+        return None
+    _pull(state, plan, parts.partition, len(vector))
+    return Prepared(parts, vector)
+
+
+def _pull(state: State, plan: Plan, partition: str, dim: int) -> None:
+    """Absorb the vectors other processes (or an earlier run) logged for this partition."""
+    log, semantic = plan.vector_log, plan.semantic
+    if log is None or semantic is None or not semantic.sync_due(partition):
+        return
+    cursor = semantic.cursor(partition)
+    try:
+        rows, cursor = log.call(lambda: log.backend.vlog_since(partition, cursor))
+    except Exception as exc:  # noqa: BLE001 - a failing tier is skipped
+        state.tier_failed(plan, log.name, exc)
+        return
+    semantic.absorb(partition, rows, cursor, dim)
+
+
+def find(state: State, plan: Plan, instance: object, made: Call, kind: int) -> tuple[Any, Pending | None]:
+    """A verified similar entry's value (or MISSING), and what to index after the call."""
+    from ..semantic.tier import Pending
+
+    prepared = prepare(state, plan, instance, made.args, made.kwargs)
+    if prepared is None:
+        return MISSING, None
+    semantic = plan.semantic
+    assert semantic is not None
+    parts, vector = prepared
+    pending = Pending(parts.partition, parts.text, vector)
+    for candidate in semantic.candidates(parts.partition, vector, parts.text, plan.threshold):
+        found = tiers.quiet(state, plan, candidate.key, kind)
+        if found is None:  # its entry expired or was evicted: the vector is dangling
+            semantic.index.remove(parts.partition, candidate.key)
+            continue
+        if plan.shadow:
+            pending.shadow, pending.shadow_value = candidate, found.entry.value
+            state.stats.add("shadow_hits")
+            return MISSING, pending
+        worth = Worth.from_meta(found.entry.meta)
+        state.stats.hit("semantic")
+        if worth is not None:
+            state.stats.saved(worth)
+        lifetime.warm(state, plan, candidate.key, kind)
+        note(Outcome.SEMANTIC_HIT, "semantic", candidate.similarity, found.entry.created, worth)
+        return found.entry.value, None
+    return MISSING, pending
+
+
+def remember(
+    state: State, plan: Plan, key: str, pending: Pending, *, result: Any, data: bytes | None
+) -> None:
+    """Index the new entry's prompt; in shadow mode, compare the answer with the would-be hit."""
+    semantic = plan.semantic
+    assert semantic is not None
+    if data is not None:
+        expires = None if plan.ttl is None else state.clock() + plan.ttl
+        semantic.index.add(pending.partition, key, pending.vector, pending.text, expires)
+        log = plan.vector_log
+        if log is not None:
+            blob = semantic.pack(pending.vector)
+            try:
+                log.call(lambda: log.backend.vlog_append(pending.partition, key, pending.text, blob, expires))
+            except Exception as exc:  # noqa: BLE001 - a failing tier is skipped
+                state.tier_failed(plan, log.name, exc)
+    if pending.shadow is not None:
+        same = pending.shadow_value == result
+        if not same:
+            state.stats.add("shadow_mismatches")
+        logger.info(
+            "%s: shadow semantic hit at similarity %.3f on entry %s; answers %s",
+            state.name, pending.shadow.similarity, pending.shadow.key, "agree" if same else "differ",
+        )  # fmt: skip
+
+
+def index_many(state: State, plan: Plan, stored: list[tuple[str, SemanticParts]], batch: int = 256) -> None:
+    """Embed stored prompts in batches and index them, partition by partition (``store_many``)."""
+    from ..semantic.embedder import EmbedderUnavailable
+
+    semantic = plan.semantic
+    assert semantic is not None
+    expires = None if plan.ttl is None else state.clock() + plan.ttl
+    for start in range(0, len(stored), batch):
+        chunk = stored[start : start + batch]
+        try:
+            vectors = semantic.embedder.embed([parts.text for _, parts in chunk])
+        except EmbedderUnavailable as exc:
+            warn_once(("embedder", str(exc)), "%s: semantic caching is off, exact caching goes on: %s",
+                      state.name, exc)  # fmt: skip
+            return
+        except Exception as exc:  # noqa: BLE001 - the answers are stored; only their prompts go unindexed
+            warn_once(("embed", state.name, type(exc)), "%s: embedding failed, prompts not indexed: %r",
+                      state.name, exc)  # fmt: skip
+            return
+        groups: dict[str, list[int]] = {}
+        for i, (_, parts) in enumerate(chunk):
+            groups.setdefault(parts.partition, []).append(i)
+        for partition, rows in groups.items():
+            keys = [chunk[i][0] for i in rows]
+            texts = [chunk[i][1].text for i in rows]
+            semantic.index.add_many(partition, keys, vectors[rows], texts, expires)
+            _log_many(state, plan, partition, keys=keys, texts=texts, vectors=vectors[rows], expires=expires)
+
+
+def _log_many(
+    state: State,
+    plan: Plan,
+    partition: str,
+    *,
+    keys: list[str],
+    texts: list[str],
+    vectors: Any,
+    expires: float | None,
+) -> None:
+    log, semantic = plan.vector_log, plan.semantic
+    if log is None or semantic is None:
+        return
+    for key, text, vector in zip(keys, texts, vectors, strict=True):
+        blob = semantic.pack(vector)
+        try:
+            log.call(lambda: log.backend.vlog_append(partition, key, text, blob, expires))  # noqa: B023
+        except Exception as exc:  # noqa: BLE001 - a failing tier is skipped
+            state.tier_failed(plan, log.name, exc)
+            return

@@ -1,0 +1,140 @@
+"""What one cached function keeps between calls: its counters, codec, flights and current plan."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from types import MethodType
+from typing import TYPE_CHECKING, Any
+
+from .._log import logger, warn_once
+from ..coalesce.streams import AsyncStreamFlights, StreamFlights
+from ..coalesce.threads import SingleFlight
+from ..codec import Codec, restorable_types, return_annotation
+from ..config import generation, resolve
+from ..errors import BackendError, TierUnavailableError
+from ..keys import function_id
+from ..policy import Policy
+from ..statistics import StatsRecorder
+from . import plan as plans
+from .lifetime import Heat, Refreshes
+from .upstream import END
+
+if TYPE_CHECKING:
+    from ..semantic.tier import SemanticTier
+
+__all__ = ["State"]
+
+
+class State:
+    """The state behind one cached function; the steps of a call read and update it."""
+
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        *,
+        settings: Mapping[str, Any] | None = None,
+        name: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        # A bound method keys like any method: its function's signature, self included
+        # (wrapt passes the bound object as the instance).
+        raw = func.__func__ if isinstance(func, (classmethod, staticmethod, MethodType)) else func
+        self.raw: Callable[..., Any] = raw
+        # The helpers take the call's arguments; for a bound method its object is known.
+        self.bound = func.__self__ if isinstance(func, MethodType) else None
+        self.function_id = function_id(raw)
+        self.name = name or self.function_id
+        self.settings = dict(settings or {})
+        self.clock = clock
+        self.stats = StatsRecorder()
+        self.codec = Codec()
+        self.flights = SingleFlight()
+        self.stream_flights = StreamFlights(END)
+        self.astream_flights = AsyncStreamFlights(END)
+        self.refreshes = Refreshes()
+        self.heat = Heat()
+        self.plan: plans.Plan | None = None
+        self._types_resolved = False
+        self._semantic: SemanticTier | None = None
+        self._semantic_shape: tuple[object, ...] | None = None
+
+    def current(self) -> plans.Plan:
+        """The plan for the current configuration generation (rebuilt when it moved)."""
+        plan = self.plan
+        if plan is None or plan.generation != generation.value:
+            plan = self.build()
+        return plan
+
+    def build(self) -> plans.Plan:
+        """Resolve the policy and build a new plan (a bad setting raises ConfigError here)."""
+        current = generation.value
+        policy = resolve(self.name, self.settings)
+        self.ensure_types()
+        self.codec.max_bytes = policy.max_entry_bytes
+        semantic = self._semantic_tier(policy)
+        plan = plans.build(
+            current, policy, self.raw, self.function_id, hit_counter=self.stats.hit_counter, semantic=semantic
+        )
+        self.plan = plan
+        return plan
+
+    def ensure_types(self) -> bool:
+        """Let the codec restore the classes the return annotation names (once it resolves)."""
+        if not self._types_resolved:
+            annotation = return_annotation(self.raw)
+            if isinstance(annotation, str):  # a forward reference not defined yet: try again later
+                return False
+            self.codec.allow(restorable_types(annotation))
+            self._types_resolved = True
+        return True
+
+    def ensure_types_late(self) -> bool:
+        """Whether a return annotation that did not resolve before does now (so encoding may retry)."""
+        return not self._types_resolved and self.ensure_types()
+
+    def count_coalesced(self) -> None:
+        """Count a call that shared another's upstream call."""
+        self.stats.add("coalesced")
+
+    def count_retry(self) -> None:
+        """Count a retried upstream call."""
+        self.stats.add("retries")
+
+    def tier_failed(self, plan: plans.Plan, name: str, exc: Exception) -> None:
+        """Count a tier's failure and go on without it (``strict`` raises instead)."""
+        if isinstance(exc, TierUnavailableError):  # skipped by its open breaker, not a new failure
+            if plan.policy.strict:
+                raise exc
+            return
+        self.stats.add("errors")
+        if plan.policy.strict:
+            raise BackendError(f"cache tier {name!r} failed: {exc!r}") from exc
+        # Guarded tiers log through their breaker, once per state change.
+        logger.debug("cache tier %r failed: %r", name, exc)
+
+    def _semantic_tier(self, policy: Policy) -> SemanticTier | None:
+        """This function's semantic tier (kept across configuration changes while it fits)."""
+        if policy.semantic is None:
+            return None
+        try:
+            from ..semantic.tier import SemanticTier
+        except ImportError as exc:
+            warn_once(
+                ("semantic-extra",),
+                "semantic caching needs the 'semantic' extra (pip install 'memollm[semantic]'): %s; "
+                "caching exact matches only",
+                exc,
+            )
+            return None
+        shape = (id(policy.embedder), id(policy.verify), policy.semantic_top_k, policy.semantic_max_entries)
+        if self._semantic is None or self._semantic_shape != shape:
+            self._semantic = SemanticTier(
+                embedder=policy.embedder,
+                verify=policy.verify,
+                top_k=policy.semantic_top_k,
+                max_entries=policy.semantic_max_entries,
+                clock=self.clock,
+            )
+            self._semantic_shape = shape
+        return self._semantic

@@ -1,0 +1,223 @@
+"""The path of a call to a sync function (or generator) through the cache.
+
+Read the tiers; on a miss try the semantic tier; then one caller (per process, and with
+``distributed=True`` across processes) calls the model and stores the answer while the others
+wait for it. Every decision is shared with :mod:`.aio`; only the I/O differs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any
+
+from .. import events
+from ..coalesce import processes
+from ..codec import KIND_STREAM, KIND_VALUE
+from ..config import generation
+from ..outcomes import Outcome, active_lookup
+from ..switches import NORMAL, mode
+from . import lifetime, similar, tiers, upstream
+from .decide import Decision, decide, serve_stale, shared
+from .encode import encode
+from .entry import MISSING
+from .observe import decided, note, observed, observed_stream
+from .upstream import Call
+
+if TYPE_CHECKING:
+    from ..semantic.tier import Pending
+    from .plan import Plan
+    from .state import State
+
+__all__ = ["SyncFace"]
+
+
+class SyncFace:
+    """Calls of a sync function or generator, for one cached function's state."""
+
+    __slots__ = ("state",)
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+
+    def call(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The wrapper of a plain function: the flat hit path, else :meth:`full`."""
+        if events.hooks:
+            return observed(self.state.name, lambda: self.full(wrapped, instance, args, kwargs))
+        state = self.state
+        plan = state.plan
+        if plan is not None and plan.flat and plan.generation == generation.value:
+            # Flat path for the commonest hit: an immutable value memoised beside a memory
+            # entry (see tiers.memo_of). Anything unusual takes the full path.
+            try:
+                info = plan.keys.info(instance, args, kwargs) if mode() == NORMAL else None
+            except Exception:  # noqa: BLE001 - the full path reports it
+                info = None
+            if info is not None and not (info.sampled and plan.skip_sampled):
+                item = plan.peek(info.key)  # type: ignore[misc]  # flat implies peek
+                if item is not None:
+                    memo = item.memo
+                    if (
+                        memo is not None
+                        and memo.kind == KIND_VALUE
+                        and (memo.expires is None or memo.expires > state.clock() + plan.refresh_window)
+                    ):
+                        next(plan.hits[0])
+                        next(memo.hits)
+                        if active_lookup() is not None:
+                            note(Outcome.HIT, plan.names[0])
+                        return memo.value
+        return self.full(wrapped, instance, args, kwargs)
+
+    def full(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """One call, through every step."""
+        state = self.state
+        plan, key, read = decide(state, instance, args, kwargs)
+        made = Call(wrapped, args, kwargs)
+        if key is None:
+            return upstream.call(state, plan, made)
+        stale = pending = None
+        if read:
+            found = tiers.read(state, plan, key, KIND_VALUE)
+            if found.value is not MISSING:
+                lifetime.warm(state, plan, key, KIND_VALUE, found.expires)
+                if lifetime.due(plan, found.expires, state.clock()):
+                    lifetime.refresh_in_thread(state, plan, key, made)
+                return found.value
+            stale = found.stale
+            if plan.semantic is not None:
+                value, pending = similar.find(state, plan, instance, made, KIND_VALUE)
+                if value is not MISSING:
+                    return value
+        try:
+            if plan.single_flight:
+                (result, data), led = state.flights.run(key, lambda: self.fetch(plan, key, read, made))
+            else:
+                (result, data), led = self.fetch(plan, key, read, made), True
+        except Exception:
+            if stale is None:
+                raise
+            return serve_stale(state, stale)
+        if pending is not None and led:
+            similar.remember(state, plan, key, pending, result=result, data=data)
+        return result if led else shared(state, result, data)
+
+    def fetch(self, plan: Plan, key: str, read: bool, made: Call) -> tuple[Any, bytes | None]:
+        """The leader's work on a miss: the result and its encoded bytes (None if not stored)."""
+        state = self.state
+        if read and plan.single_flight:
+            stored = tiers.recheck(state, plan, key, KIND_VALUE)
+            if stored is not None:  # a caller that finished just before us stored it
+                state.count_coalesced()
+                return stored.entry.value, stored.data
+        lease = None
+        if plan.lock is not None:
+            try:
+                waited = processes.lead_or_wait(
+                    plan.lock,
+                    key,
+                    plan.policy.lock_timeout,
+                    lambda: tiers.quiet(state, plan, key, KIND_VALUE),
+                )
+            except Exception as exc:  # noqa: BLE001 - without the lock tier, call alone
+                state.tier_failed(plan, plan.lock.name, exc)
+            else:
+                if waited.found is not None:
+                    state.count_coalesced()
+                    return waited.found.entry.value, waited.found.data
+                lease = waited.lease
+        try:
+            result, worth = upstream.paid(state, plan, made)
+            note(Outcome.MISS, worth=worth)
+            data = encode(state, plan, result, KIND_VALUE, worth)
+            if data is not None:
+                tiers.write(state, plan, key, data)
+            return result, data
+        finally:
+            if lease is not None:
+                lease.release()
+
+    def gen(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The wrapper of a generator function (decided at call time, so bypass() around the call counts)."""
+        state, made = self.state, Call(wrapped, args, kwargs)
+        if events.hooks:
+            decision, seen, started, wall = decided(lambda: decide(state, instance, args, kwargs))
+            return observed_stream(state.name, self.stream(decision, made, instance), seen, started, wall)
+        return self.stream(decide(state, instance, args, kwargs), made, instance)
+
+    def stream(self, decision: Decision, made: Call, instance: object) -> Generator[Any, None, None]:
+        """A stream's chunks: replayed from the cache, or recorded as they come from the model."""
+        state = self.state
+        plan, key, read = decision
+        chunks: Any = MISSING
+        stale = pending = None
+        if key is not None and read:
+            found = tiers.read(state, plan, key, KIND_STREAM)
+            chunks, stale = found.value, found.stale
+            if chunks is not MISSING:
+                lifetime.warm(state, plan, key, KIND_STREAM, found.expires)
+            elif plan.semantic is not None:
+                chunks, pending = similar.find(state, plan, instance, made, KIND_STREAM)
+        if chunks is not MISSING:
+            yield from chunks
+            return
+        if key is None or not plan.single_flight:
+            source = self.own_stream(
+                plan, made, None if key is None else self.recorder(plan, key, made, pending)
+            )
+        else:
+            opened = lambda: upstream.call(state, plan, made, upstream.first)  # noqa: E731
+            source = state.stream_flights.read(
+                key, opened, self.recorder(plan, key, made, pending), state.count_coalesced
+            )
+        sent = 0
+        try:
+            for chunk in source:
+                sent += 1
+                yield chunk
+        except Exception:
+            if stale is None or sent:  # once chunks reached the caller, the failure is theirs
+                raise
+            yield from serve_stale(state, stale)
+        finally:
+            source.close()
+
+    def recorder(
+        self, plan: Plan, key: str, made: Call, pending: Pending | None
+    ) -> Callable[[list[Any]], None]:
+        """What stores a stream's chunks once it has ended normally."""
+        state, started = self.state, time.perf_counter()
+
+        def complete(recorded: list[Any]) -> None:
+            worth = upstream.worth_of(state, plan, made, recorded, time.perf_counter() - started)
+            note(Outcome.MISS, worth=worth)
+            data = encode(state, plan, list(recorded), KIND_STREAM, worth)
+            if data is not None:
+                tiers.write(state, plan, key, data)
+            if pending is not None:
+                similar.remember(state, plan, key, pending, result=list(recorded), data=data)
+
+        return complete
+
+    def own_stream(
+        self, plan: Plan, made: Call, complete: Callable[[list[Any]], None] | None
+    ) -> Generator[Any, None, None]:
+        """The model's stream, recorded; ``complete`` gets the chunks if it ends normally."""
+        # Retries and key failover cover opening the stream and its first chunk; once
+        # chunks have reached the caller, a failure is the caller's to see.
+        first, stream = upstream.call(self.state, plan, made, upstream.first)
+        recorded: list[Any] = []
+        finished = False
+        try:
+            if first is not upstream.END:
+                recorded.append(first)
+                yield first
+                for chunk in stream:
+                    recorded.append(chunk)
+                    yield chunk
+            finished = True
+        finally:
+            if not finished:  # an error, close() or an abandoned loop: store nothing
+                stream.close()
+        if complete is not None:
+            complete(recorded)
