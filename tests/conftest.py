@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import memollm
-from memollm import config
+from memollm import config, events
 from memollm.backends import MemoryBackend
 from memollm.testing import FakeClock
 
@@ -29,8 +29,12 @@ def _isolated_config(
     config.reset()
     # Token estimates use the documented heuristic, whether or not tiktoken is installed.
     monkeypatch.setattr("memollm.usage._state", "off")
+    hooks = events.hooks
     yield
     config.reset()
+    # A hook left subscribed would send every later test down the observed path.
+    for hook in set(events.hooks) - set(hooks):
+        events.unsubscribe(hook)
 
 
 @pytest.fixture

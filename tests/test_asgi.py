@@ -264,8 +264,8 @@ async def test_repeats_take_the_fast_path_and_keep_every_rule(app: App) -> None:
     async with httpx.AsyncClient(transport=transport, base_url="http://proxy") as c:
         first = await c.post(PATH, json=BODY, headers=auth_a)
         await c.post(PATH, json=BODY, headers=auth_a)  # a full-path hit: now known
-        assert len(middleware._known) == 1
-        (known,) = middleware._known.entries()
+        assert len(middleware.known) == 1
+        (known,) = middleware.known.entries()
         cache = known.cache
         hits_before = cache.stats().hit_count
         for _ in range(3):
@@ -328,8 +328,8 @@ async def test_semantic_hits_through_the_middleware_stay_within_a_tenant(app: Ap
 
 def test_a_stale_answer_never_takes_the_failed_calls_headers() -> None:
     """When the app ran but the answer sent comes from the cache, the app's headers are not used."""
-    from memollm.core.observe import Observation
     from memollm.asgi.middleware import _own_headers
+    from memollm.core.observe import Observation
 
     live = {"headers": [(b"x-request-id", b"req-of-the-failed-call")]}
     for outcome, expected in (("stale", None), ("hit", None), ("coalesced", None), ("miss", live["headers"])):
@@ -361,7 +361,7 @@ async def test_fast_path_hits_reach_the_latency_histogram(app: App) -> None:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=middleware), base_url="http://p") as c:
             for _ in range(6):  # a miss, a full-path hit, then four fast hits
                 assert (await c.post(PATH, json=BODY)).status_code == 200
-        assert len(metrics._hits) == 4  # queued by the sink, not as events
+        assert metrics.pending == 6  # a miss and a full-path hit as events, four fast hits as sunk tuples
         prometheus.exposition(registry)  # a scrape folds them in
         assert sample("memollm_lookup_seconds_count", outcome="hit") - before["hit"] == 5
         assert sample("memollm_lookup_seconds_count", outcome="miss") - before["miss"] == 1
@@ -399,8 +399,7 @@ def test_known_requests_are_bounded_by_entries_and_bytes() -> None:
     assert "k9" in [k.key for k in known.entries()]
     known.add(("/p", "default", None, None, b"x" * 41), "big", cache=None)
     assert "big" not in [k.key for k in known.entries()]
-    first = known.entries()[0]
-    identity = next(i for i in known._map if known._map[i] is first)
+    identity = known.identities()[0]
     known.forget(identity)
     known.forget(identity)  # twice is harmless
     assert known.bytes == 60 and known.get(identity) is None
@@ -411,12 +410,12 @@ async def test_an_answer_gone_from_memory_leaves_the_fast_path(app: App) -> None
     middleware = CacheMiddleware(app)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=middleware), base_url="http://p") as c:
         await c.post(PATH, json=BODY)
-        assert len(middleware._known) == 1
-        (entry,) = middleware._known.entries()
+        assert len(middleware.known) == 1
+        (entry,) = middleware.known.entries()
         entry.cache.clear()
         again = await c.post(PATH, json=BODY)
         assert again.headers["x-cache"] == "MISS" and app.calls == 2
-        assert len(middleware._known) == 1  # the miss relearned it
+        assert len(middleware.known) == 1  # the miss relearned it
         assert (await c.post(PATH, json=BODY)).headers["x-cache"] == "HIT"
 
 
@@ -435,4 +434,4 @@ async def test_namespace_and_max_age_combinations_are_bounded(
         assert "namespace and max-age combinations" in caplog.text
         known_ns = await c.post(PATH, json=BODY, headers={"x-memollm-namespace": "ns3"})
         assert known_ns.headers["x-cache"] == "HIT"  # existing ones keep working
-    assert len(middleware._caches) == 64
+    assert middleware.slots == 64

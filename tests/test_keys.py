@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from memollm import Policy, UncacheableArgumentError
 from memollm import keys as keys_module
-from memollm.codec import Codec
 from memollm.canonical import canonical
+from memollm.codec import Codec
 from memollm.keys import KeyBuilder, function_id
 
 from .strategies import rebuild, same, values

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import pytest
 
 import memollm
-from memollm.asgi.proxy import _plain_metrics
+from memollm.asgi.proxy import metrics_text
 from memollm.backends import MemoryBackend
 
 prometheus_client = pytest.importorskip("prometheus_client", reason="the prometheus extra is not installed")
@@ -98,7 +97,7 @@ def test_plain_text_without_prometheus_client_parses_too(memory: MemoryBackend) 
 
     ask("q")
     ask("q")
-    got = samples(_plain_metrics())
+    got = samples(metrics_text(None))  # no registry: the plain totals
     assert got[("memollm_hits_total", (("tier", "memory"),))] >= 1
 
 
@@ -114,7 +113,7 @@ def test_queued_observations_are_folded_in_without_a_scrape(memory: MemoryBacken
         for _ in range(5000):
             ask("q")
         # Past 4,096 queued lookups the hook folds them in itself: memory stays bounded.
-        assert len(metrics._pending) < 1000
+        assert metrics.pending < 1000
         counted = registry.get_sample_value(
             "memollm_lookup_seconds_count", {"function": "metrics.many", "outcome": "hit"}
         )
@@ -160,9 +159,7 @@ def test_a_second_registry_gets_its_own_histograms() -> None:
     try:
         assert prometheus.install(one) is first
         with pytest.raises(ValueError, match="Duplicated"):
-            one.register(
-                prometheus._Histograms("memollm_lookup_seconds", "x", ["function"], (1.0,), threading.Lock())
-            )
+            one.register(first.latency)
     finally:
         first.uninstall()
         second.uninstall()

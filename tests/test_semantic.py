@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import sqlite3
 import subprocess
 import sys
 import threading
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -215,7 +217,7 @@ class TestEmbedder:
         embedder = FastEmbedder("no-such-org/no-such-model")
         with pytest.raises(EmbedderLoading, match="MEMOLLM_EMBED_MODEL_PATH"):
             embedder.embed(["x"])
-        assert eventually(lambda: not embedder._loading)
+        assert eventually(lambda: not embedder.loading)
         with pytest.raises(EmbedderUnavailable, match="no-such-model") as failed:
             embedder.embed(["x"])
         assert not isinstance(failed.value, EmbedderLoading)
@@ -272,7 +274,7 @@ class TestEmbedder:
         assert eventually(lambda: bool(sizes))  # the leader is inside the model
         for t in threads[1:]:
             t.start()
-        assert eventually(lambda: len(batching._queue) >= 15)  # every other request is waiting
+        assert eventually(lambda: batching.waiting >= 15)  # every other request is waiting
         release.set()
         for t in threads:
             t.join()
@@ -393,9 +395,15 @@ class TestSharedIndex:
         env = {"MEMOLLM_SQLITE_PATH": str(db), "MEMOLLM_EMBED_MODEL_PATH": model_path}
         run_semantic(tmp_path, "sqlite", PARAPHRASES[2][0], env)
         backend = SQLiteBackend(db)
-        assert backend._connect().execute("SELECT count(*) FROM vectors").fetchone()[0] == 1
+
+        def logged() -> int:
+            with closing(sqlite3.connect(db)) as conn:
+                return int(conn.execute("SELECT count(*) FROM vectors").fetchone()[0])
+
+        assert logged() == 1
         assert backend.clear() == 1
-        assert backend._connect().execute("SELECT count(*) FROM vectors").fetchone()[0] == 0
+        assert logged() == 0
+        backend.close()
 
 
 def test_approximate_index_finds_what_exact_search_finds() -> None:
@@ -411,7 +419,7 @@ def test_approximate_index_finds_what_exact_search_finds() -> None:
     exact.add_many("p", keys, base, texts)
     for i, vector in enumerate(base):  # one by one: the index is built when the threshold is passed
         approximate.add("p", keys[i], vector, texts[i], None)
-    assert approximate._parts["p"].ann is not None
+    assert approximate.graph_size("p") is not None
     agree = 0
     for i in range(100):
         query = base[i] + 0.05 * rng.normal(size=64).astype(np.float32)
@@ -488,7 +496,7 @@ def test_onnxruntime_after_a_large_partition_does_not_crash(tmp_path: Path) -> N
         "index = SemanticIndex(max_entries=1000, ann_threshold=10)\n"
         "v = np.eye(32, dtype=np.float32)[:20]\n"
         "index.add_many('p', [f'k{i}' for i in range(20)], v, [f't{i}' for i in range(20)])\n"
-        "assert index._parts['p'].ann is not None\n"
+        "assert index.graph_size('p') is not None\n"
         "import onnxruntime\n"
         "print('alive')\n"
     )

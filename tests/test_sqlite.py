@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -19,7 +21,8 @@ from .helpers import in_threads
 
 
 def totals_match(b: SQLiteBackend) -> bool:
-    rows, size = b._connect().execute("SELECT count(*), coalesce(sum(size), 0) FROM entries").fetchone()
+    with closing(sqlite3.connect(b.path)) as db:
+        rows, size = db.execute("SELECT count(*), coalesce(sum(size), 0) FROM entries").fetchone()
     return b.stats() == (rows, size)
 
 

@@ -66,6 +66,10 @@ class KnownRequests:
         """A snapshot of the entries, oldest first."""
         return list(self._map.values())
 
+    def identities(self) -> list[tuple[Any, ...]]:
+        """A snapshot of the request identities known, oldest first."""
+        return list(self._map)
+
     @property
     def bytes(self) -> int:
         """Body bytes held."""

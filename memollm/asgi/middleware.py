@@ -93,8 +93,13 @@ class CacheMiddleware:
         self.max_body = max_body
         self._caches: dict[tuple[str, float | None], tuple[Any, Any]] = {}
         # Exact request bytes seen before -> their key and cache: a repeat skips JSON parsing
-        # and canonicalisation when the memory tier holds the answer.
-        self._known = KnownRequests()
+        # and canonicalisation when the memory tier holds the answer. Bounded; public to inspect.
+        self.known = KnownRequests()
+
+    @property
+    def slots(self) -> int:
+        """How many (namespace, max-age) pairs have cached functions (at most 64)."""
+        return len(self._caches)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI connection."""
@@ -124,14 +129,14 @@ class CacheMiddleware:
         known = (scope["path"], namespace, control.get("max-age"), scope_id, body)
         # Exactly known bytes were valid JSON when first seen: answer before parsing them again.
         if json_body and (control is _NO_CONTROL or not ("no-cache" in control or "no-store" in control)):
-            found = self._known.get(known)
+            found = self.known.get(known)
             if found is not None:
                 reply = found.reply()
                 if reply is not None:
                     await send({"type": "http.response.start", "status": reply[0], "headers": reply[1]})
                     await send({"type": "http.response.body", "body": reply[2]})
                     return
-                self._known.forget(known)  # gone from the memory tier: the full path decides
+                self.known.forget(known)  # gone from the memory tier: the full path decides
         replay = _replaying(body, more, receive)
         request = _parse(body) if json_body else None
         if request is None:  # not ours to cache: the app sees the request as it came
@@ -180,7 +185,7 @@ class CacheMiddleware:
                     response = await value_fn(scope["path"], request)
                     await self._send(response, seen, live, send)
                     if seen.outcome in ("hit", "miss"):
-                        self._known.add(known, value_fn.cache.key_for(scope["path"], request), value_fn.cache)
+                        self.known.add(known, value_fn.cache.key_for(scope["path"], request), value_fn.cache)
         finally:
             _request.reset(token)
 

@@ -26,7 +26,8 @@ _DROP_RESPONSE = frozenset(
 class Proxy:
     """Forwards every request to ``upstream`` (httpx, pooled connections), streaming answers back.
 
-    Also answers ``/healthz`` and ``/metrics`` (Prometheus text). Requests larger than
+    Also answers ``/healthz`` and ``/metrics`` (Prometheus text: ``metrics``, by default an
+    installation of :mod:`memollm.metrics.prometheus` of its own). Requests larger than
     ``max_body`` get 413; an unreachable upstream gets 502. With ``keys``, requests go
     upstream with the pool's keys instead of the client's own Authorization.
     """
@@ -39,12 +40,15 @@ class Proxy:
         timeout: float = 120.0,
         keys: KeyPool | None = None,
         client: Any = None,
+        metrics: Any = None,
     ) -> None:
         import httpx
 
         self.upstream = upstream.rstrip("/")
         self.max_body = max_body
         self.keys = keys
+        # Its own Prometheus registry, with its event hook: uninstalled when the app shuts down.
+        self.metrics = metrics if metrics is not None else _own_metrics()
         self.client = client or httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=5.0),
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
@@ -63,7 +67,8 @@ class Proxy:
             await _json(send, 200, {"status": "ok"})
             return
         if scope.get("method") == "GET" and path == "/metrics":
-            await _reply(send, 200, metrics_text().encode(), b"text/plain; version=0.0.4")
+            registry = None if self.metrics is None else self.metrics.registry
+            await _reply(send, 200, metrics_text(registry).encode(), b"text/plain; version=0.0.4")
             return
         body = await self._body(receive)
         if body is None:
@@ -78,6 +83,8 @@ class Proxy:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.client.aclose()  # finish in-flight connections, then close the pool
+                if self.metrics is not None:
+                    self.metrics.uninstall()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -262,31 +269,29 @@ async def _json(send: Send, status: int, payload: dict[str, Any]) -> None:
     await _reply(send, status, json.dumps(payload).encode(), b"application/json")
 
 
-def metrics_text() -> str:
+def metrics_text(registry: Any = None) -> str:
     """Every cached function's metrics in the Prometheus text format.
 
-    With prometheus-client installed (the ``prometheus`` extra): :mod:`memollm.metrics.prometheus`
-    on a registry of the proxy's own, histograms included. Without it, the totals over all
-    functions, written by hand in the same format.
+    With a prometheus-client ``registry`` (the ``prometheus`` extra): :mod:`memollm.metrics.prometheus`
+    on it, histograms included. Without one, the totals over all functions, written by hand
+    in the same format.
     """
-    try:
-        from ..metrics import prometheus
-    except ImportError:
+    if registry is None:
         return _plain_metrics()
-    return prometheus.exposition(_registry(prometheus)).decode()
+    from ..metrics import prometheus
+
+    return prometheus.exposition(registry).decode()
 
 
-_own_registry: Any = None
-
-
-def _registry(prometheus: Any) -> Any:
-    global _own_registry  # noqa: PLW0603 - one registry per process, made on first use
-    if _own_registry is None:
+def _own_metrics() -> Any:
+    """A registry of the proxy's own with memollm's metrics installed, or None without the extra."""
+    try:
         from prometheus_client import CollectorRegistry
 
-        _own_registry = CollectorRegistry()
-        prometheus.install(_own_registry)
-    return _own_registry
+        from ..metrics import prometheus
+    except ImportError:
+        return None
+    return prometheus.install(CollectorRegistry())
 
 
 def _plain_metrics() -> str:
@@ -317,10 +322,4 @@ def build_app(
 ) -> CacheMiddleware:
     """The ``memollm serve`` app: the caching middleware in front of the forwarding proxy."""
     proxy = Proxy(upstream, max_body=max_body, keys=keys)
-    try:  # histograms need the event hook from the first request on
-        from ..metrics import prometheus
-
-        _registry(prometheus)
-    except ImportError:
-        pass
     return CacheMiddleware(proxy, policy=policy, tenant_header=tenant_header, max_body=max_body)

@@ -172,6 +172,11 @@ class Metrics:
             registry.register(collector)
         self._unsubscribe = events.subscribe(self.observe, hits=self.observe_hit)
 
+    @property
+    def pending(self) -> int:
+        """Lookups queued for the histograms (folded in at the next scrape, or past a bound)."""
+        return len(self._pending) + len(self._hits)
+
     def observe(self, event: CacheEvent) -> None:
         """The event hook: queue one lookup for the histograms."""
         self._pending.append(event)

@@ -90,6 +90,11 @@ class FastEmbedder:
         where = f", path={self.path!r}" if self.path else ""
         return f"FastEmbedder({self.model!r}{where})"
 
+    @property
+    def loading(self) -> bool:
+        """Whether a download of the model is under way in the background."""
+        return self._loading
+
     def load(self) -> Any:
         """Load the model now, or raise why not.
 
@@ -220,6 +225,12 @@ class BatchingEmbedder:
         self._busy = False
         self._last_batch = 1
         self.batches = 0  # model calls made, for tests and stats
+
+    @property
+    def waiting(self) -> int:
+        """Texts queued for the next batch."""
+        with self._lock:
+            return len(self._queue)
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         """Embed ``texts`` directly (already a batch)."""

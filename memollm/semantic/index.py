@@ -248,6 +248,12 @@ class SemanticIndex:
         with self._lock:
             return len(self._parts)
 
+    def graph_size(self, partition: str) -> int | None:
+        """Vectors in ``partition``'s approximate (HNSW) index; None while it is searched exactly."""
+        with self._lock:
+            part = self._parts.get(partition)
+            return None if part is None or part.ann is None else len(part.ann)
+
     def _partition(self, partition: str, dim: int) -> _Partition:
         part = self._parts.get(partition)
         if part is None:

@@ -1,0 +1,109 @@
+"""Leases in a real Redis: held while renewed, taken over when lapsed, never released by another."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import pytest
+import redis
+
+from memollm.backends.guard import CircuitBreaker, Guarded
+from memollm.backends.redis import RedisBackend
+from memollm.coalesce import processes
+
+from ..servers import RedisServer
+
+
+def tier(url: str) -> Guarded:
+    return Guarded(RedisBackend(url))
+
+
+def test_a_lease_is_exclusive_and_released_only_by_its_holder(redis_url: str) -> None:
+    """While one process holds the lock another cannot take it; release frees it for the next."""
+    shared = tier(redis_url)
+    first = processes.take(shared, "k", 3.0)
+    assert first is not None
+    assert processes.take(shared, "k", 3.0) is None
+    first.release()
+    second = processes.take(shared, "k", 3.0)
+    assert second is not None
+    first.release()  # a stale holder's release leaves the new holder's lock alone
+    assert processes.take(shared, "k", 3.0) is None
+    second.release()
+
+
+def test_a_result_found_once_the_lock_is_free_is_taken_and_the_lock_returned(redis_url: str) -> None:
+    """If the lock is free and the result is there, the waiter returns it and frees the lock at once."""
+    shared = tier(redis_url)
+    waited = processes.lead_or_wait(shared, "k", 5.0, lambda: "stored answer")
+    assert (waited.lease, waited.found) == (None, "stored answer")
+    assert processes.take(shared, "k", 3.0) is not None  # not left locked
+
+
+def test_a_waiter_gives_up_after_lock_timeout(redis_url: str) -> None:
+    """With the lock held and no result, lead_or_wait returns neither after lock_timeout: call alone."""
+    shared = tier(redis_url)
+    held = processes.take(shared, "k", 3.0)
+    assert held is not None
+    started = time.monotonic()
+    waited = processes.lead_or_wait(shared, "k", 0.2, lambda: None)
+    assert (waited.lease, waited.found) == (None, None)
+    assert time.monotonic() - started >= 0.2
+    held.release()
+
+
+async def test_async_waiting_and_giving_up(redis_url: str) -> None:
+    """The async face waits for a result, takes a free lock, and gives up after lock_timeout."""
+    shared = tier(redis_url)
+    held = await processes.atake(shared, "k", 3.0)
+    assert held is not None
+
+    async def nothing() -> None:
+        return None
+
+    async def answer() -> str:
+        return "stored"
+
+    assert (await processes.alead_or_wait(shared, "k", 0.2, nothing)).found is None
+    assert (await processes.alead_or_wait(shared, "k", 5.0, answer)).found == "stored"
+    await held.release()
+    waited = await processes.alead_or_wait(shared, "k", 5.0, answer)  # free now: found after taking it
+    assert (waited.lease, waited.found) == (None, "stored")
+    mine = await processes.alead_or_wait(shared, "k", 5.0, nothing)
+    assert mine.lease is not None
+    await mine.lease.release()
+    await shared.backend.aclose()
+
+
+def test_an_open_breaker_stops_the_wait(fresh_redis: RedisServer) -> None:
+    """A Redis that fails while a waiter polls opens its breaker: the waiter calls alone."""
+    shared = Guarded(RedisBackend(fresh_redis.url), CircuitBreaker(failures=1, backoff=60, max_backoff=60))
+    held = processes.take(shared, "k", 3.0)
+    assert held is not None
+    fresh_redis.kill()
+    with pytest.raises(redis.RedisError):
+        processes.lead_or_wait(shared, "k", 5.0, lambda: None)
+    assert not shared.breaker.allow()
+    with pytest.raises(Exception, match="unavailable"):
+        processes.take(shared, "k", 3.0)
+
+
+async def test_a_failed_renewal_is_logged_not_raised(
+    fresh_redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """If Redis goes away while the call runs, renewing the lease fails quietly; the call goes on."""
+    caplog.set_level(logging.DEBUG, logger="memollm")
+    shared = tier(fresh_redis.url)
+    held = processes.take(shared, "sync", 0.3)
+    aheld = await processes.atake(shared, "async", 0.3)
+    assert held is not None and aheld is not None
+    fresh_redis.kill()
+    deadline = time.monotonic() + 5
+    while caplog.text.count("renewing a single-flight lease failed") < 2 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)  # renewals run every 0.1 s, on a thread and in a task
+    assert caplog.text.count("renewing a single-flight lease failed") >= 2
+    held.release()
+    await aheld.release()
+    await shared.backend.aclose()
