@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple, cast
@@ -60,6 +61,11 @@ class Entry(NamedTuple):
     created: float
     expires: float | None
     meta: dict[str, Any]
+
+
+# A named tuple's own __new__ is Python code; tuple.__new__ builds the same object in C. Reads
+# make an Entry on every hit.
+_new_entry = functools.partial(tuple.__new__, Entry)
 
 
 def _name(cls: type) -> str:
@@ -161,7 +167,7 @@ class Codec:
             or (kind == KIND_STREAM and type(value) is not list)
         ):
             raise CodecError("corrupt entry: malformed envelope fields")
-        return Entry(value, kind, created, expires, meta)
+        return _new_entry((value, kind, created, expires, meta))
 
     def describe(self, data: bytes) -> list[Any]:
         """Unpack an envelope for people to read: objects stay ``{"__type__": name, "value": ...}``.

@@ -45,10 +45,10 @@ _NAMESPACE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 _MAX_SLOTS = 64  # (namespace, max-age) pairs, each with its own cached functions
 _NO_CONTROL: dict[str, Any] = {}
 _MAX_AGE_DIGITS = 10
-# Headers carrying a caller's credentials. The tenant is the first of them present, unless a
-# tenant_header is configured.
+# Headers carrying a caller's credentials. The tenant is the first of them present (in this
+# order), unless a tenant_header is configured.
 _KEY_HEADERS = frozenset({b"authorization", b"api-key", b"x-api-key"})
-_TENANT_ORDER = (b"authorization", b"api-key", b"x-api-key")
+_CANONICAL = re.compile(rb"Bearer \S+").fullmatch
 _OUTCOMES = {"hit": "HIT", "semantic-hit": "SEMANTIC-HIT", "miss": "MISS", "stale": "STALE",
              "coalesced": "HIT", "bypass": "BYPASS", "uncacheable": "BYPASS"}  # fmt: skip
 
@@ -301,13 +301,18 @@ def _tenant_of(headers: dict[bytes, bytes], tenant_header: bytes | None) -> str 
     if tenant_header is not None:
         raw = headers.get(tenant_header)
     else:
-        raw = next((headers[n] for n in _TENANT_ORDER if n in headers), None)
+        raw = headers.get(b"authorization")
+        if raw is None:
+            raw = headers.get(b"api-key") or headers.get(b"x-api-key")
     if raw is None:
         return None
-    words = raw.split()
-    if tenant_header is None and len(words) == 2:
-        words[0] = words[0].lower()
-    return hashlib.sha256(b" ".join(words)).hexdigest()[:32]
+    # Most requests are already in canonical form ("Bearer <token>"): hashed as they are.
+    if tenant_header is not None or _CANONICAL(raw) is None:
+        words = raw.split()
+        if tenant_header is None and len(words) == 2:
+            words[0] = words[0].capitalize()
+        raw = b" ".join(words)
+    return hashlib.sha256(raw).hexdigest()[:32]
 
 
 def _tracked(send: Send, live: dict[str, Any]) -> Send:

@@ -42,25 +42,25 @@ class AsyncFace:
     async def call(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """The wrapper of an async function."""
         if events.hooks:
-            return await aobserved(self.state.name, lambda: self.full(wrapped, instance, args, kwargs))
+            return await aobserved(self.state.name, self.full, wrapped, instance, args, kwargs)
         return await self.full(wrapped, instance, args, kwargs)
 
     async def full(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """One call, through every step."""
         state = self.state
         plan, key, read = decide(state, instance, args, kwargs)
-        made = Call(wrapped, args, kwargs)
+        made: Call = (wrapped, args, kwargs)
         if key is None:
             return await upstream.acall(state, plan, made)
         stale = pending = None
         if read:
-            found = await tiers.aread(state, plan, key, KIND_VALUE)
-            if found.value is not MISSING:
-                await lifetime.awarm(state, plan, key, KIND_VALUE, found.expires)
-                if lifetime.due(plan, found.expires, state.clock()):
+            value, expires, stale = await tiers.aread(state, plan, key, KIND_VALUE)
+            if value is not MISSING:
+                if plan.adaptive is not None:
+                    await lifetime.awarm(state, plan, key, KIND_VALUE, expires)
+                if plan.refresh_window and lifetime.due(plan, expires, state.clock()):
                     lifetime.refresh_in_task(state, plan, key, made)
-                return found.value
-            stale = found.stale
+                return value
             if plan.semantic is not None:
                 value, pending = await asyncio.to_thread(
                     similar.find, state, plan, instance, made, KIND_VALUE
@@ -117,7 +117,7 @@ class AsyncFace:
 
     def gen(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """The wrapper of an async generator function (decided at call time)."""
-        state, made = self.state, Call(wrapped, args, kwargs)
+        state, made = self.state, (wrapped, args, kwargs)
         if events.hooks:
             decision, seen, started, wall = decided(lambda: decide(state, instance, args, kwargs))
             return aobserved_stream(state.name, self.stream(decision, made, instance), seen, started, wall)
@@ -130,10 +130,9 @@ class AsyncFace:
         chunks: Any = MISSING
         stale = pending = None
         if key is not None and read:
-            found = await tiers.aread(state, plan, key, KIND_STREAM)
-            chunks, stale = found.value, found.stale
+            chunks, expires, stale = await tiers.aread(state, plan, key, KIND_STREAM)
             if chunks is not MISSING:
-                await lifetime.awarm(state, plan, key, KIND_STREAM, found.expires)
+                await lifetime.awarm(state, plan, key, KIND_STREAM, expires)
             elif plan.semantic is not None:
                 chunks, pending = await asyncio.to_thread(
                     similar.find, state, plan, instance, made, KIND_STREAM

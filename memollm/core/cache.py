@@ -14,6 +14,7 @@ from typing import Any
 
 from .. import _wrapper, events
 from ..codec import KIND_VALUE
+from ..config import generation
 from ..errors import UncacheableArgumentError
 from ..keys import KeyExplanation, SemanticParts
 from ..policy import Policy
@@ -22,7 +23,6 @@ from ..switches import NORMAL, mode
 from . import similar, tiers
 from .aio import AsyncFace
 from .encode import encode
-from .entry import fresh_memo
 from .plan import Plan
 from .state import State
 from .sync import SyncFace
@@ -177,21 +177,22 @@ class LLMCache:
         hooks = events.hooks
         started = time.perf_counter() if hooks else 0.0
         state = self.state
-        plan = state.current()
+        plan = state.plan
+        if plan is None or plan.generation != generation.value:
+            plan = state.current()
         if not plan.flat or mode() != NORMAL:
             return None
         item = plan.peek(key)  # type: ignore[misc]  # flat implies peek
-        if item is None:
+        if item is None or item.memo is None:
             return None
-        memo = fresh_memo(item, KIND_VALUE, state.clock() + plan.refresh_window)
-        if memo is None:
+        kind, expires, value, hits, tally = item.memo  # a Memo, unpacked once: this is a hot path
+        if kind != KIND_VALUE or (expires is not None and expires <= state.clock() + plan.refresh_window):
             return None
         next(plan.hits[0])
-        next(memo.hits)
+        next(hits)
         if hooks:
-            events.emit_hit(self.name, plan.names[0], started, memo.tally.worth)
-        created = None if memo.expires is None or plan.ttl is None else memo.expires - plan.ttl
-        return memo.value, created
+            events.emit_hit(self.name, plan.names[0], started, tally.worth)
+        return value, None if expires is None or plan.ttl is None else expires - plan.ttl
 
     def explain_key(self, *args: Any, **kwargs: Any) -> KeyExplanation:
         """Show the canonical parts of the key for a call (``self`` first for methods)."""

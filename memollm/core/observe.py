@@ -72,12 +72,12 @@ def note(
             obs.worth = worth
 
 
-def observed(name: str, call: Callable[[], Any]) -> Any:
-    """``call()``, with the event of what it did delivered to the hooks."""
+def observed(name: str, call: Callable[..., Any], *args: Any) -> Any:
+    """``call(*args)``, with the event of what it did delivered to the hooks."""
     wall, started = time.time(), time.perf_counter()
     with observe() as seen:
         try:
-            result = call()
+            result = call(*args)
         except BaseException:
             events.emit(events.build(name, started, wall, seen, failed=True))
             raise
@@ -85,12 +85,12 @@ def observed(name: str, call: Callable[[], Any]) -> Any:
     return result
 
 
-async def aobserved(name: str, call: Callable[[], Any]) -> Any:
-    """Async :func:`observed` (``call()`` returns an awaitable)."""
+async def aobserved(name: str, call: Callable[..., Any], *args: Any) -> Any:
+    """Async :func:`observed` (``call(*args)`` returns an awaitable)."""
     wall, started = time.time(), time.perf_counter()
     with observe() as seen:
         try:
-            result = await call()
+            result = await call(*args)
         except BaseException:
             events.emit(events.build(name, started, wall, seen, failed=True))
             raise

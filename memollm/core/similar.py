@@ -73,7 +73,8 @@ def find(state: State, plan: Plan, instance: object, made: Call, kind: int) -> t
     """A verified similar entry's value (or MISSING), and what to index after the call."""
     from ..semantic.tier import Pending
 
-    prepared = prepare(state, plan, instance, made.args, made.kwargs)
+    _, args, kwargs = made
+    prepared = prepare(state, plan, instance, args, kwargs)
     if prepared is None:
         return MISSING, None
     semantic = plan.semantic

@@ -28,12 +28,9 @@ __all__ = [
 ]  # fmt: skip
 
 
-class Found(NamedTuple):
-    """A lookup's answer: the value (MISSING on a miss), its expiry, and a stale entry to fall back on."""
-
-    value: Any
-    expires: float | None
-    stale: Entry | None
+# A lookup's answer: (the value or MISSING on a miss, its expiry, a stale entry to fall back on).
+# A plain tuple, unpacked at once: a named tuple would cost every lookup a tenth of a hit.
+Found = tuple[Any, "float | None", "Entry | None"]
 
 
 class Stored(NamedTuple):
@@ -72,7 +69,7 @@ def _hit(state: State, plan: Plan, index: int, entry: Entry | None, memo: Memo |
 def _missed(state: State, stale: Entry | None) -> Found:
     state.stats.add("misses")
     note(Outcome.MISS)
-    return Found(MISSING, None, stale)
+    return (MISSING, None, stale)
 
 
 def memo_of(state: State, entry: Entry) -> Memo | None:
@@ -91,7 +88,7 @@ def _memory(state: State, plan: Plan, key: str, kind: int, now: float) -> tuple[
         return None, None
     memo = fresh_memo(item, kind, now)
     if memo is not None:
-        return Found(_hit(state, plan, 0, None, memo), memo.expires, None), None
+        return (_hit(state, plan, 0, None, memo), memo.expires, None), None
     entry = _judge(state, item.data, kind)
     if type(entry) is not Entry:
         if entry is Rejected.DROP:
@@ -100,7 +97,7 @@ def _memory(state: State, plan: Plan, key: str, kind: int, now: float) -> tuple[
     if not live(entry, now):
         return None, entry if stale_ok(entry, plan.stale, now) else None
     memo = item.memo = memo_of(state, entry)
-    return Found(_hit(state, plan, 0, entry, memo), entry.expires, None), None
+    return (_hit(state, plan, 0, entry, memo), entry.expires, None), None
 
 
 def read(state: State, plan: Plan, key: str, kind: int) -> Found:
@@ -132,7 +129,7 @@ def read(state: State, plan: Plan, key: str, kind: int) -> Found:
         if index:  # copy a lower tier's hit upwards with the TTL it has left, never a fresh one
             left = remaining(plan.ttl, plan.stale, entry.expires, now)
             each(state, plan, lambda up: up.set(key, data, left), upto=index)  # noqa: B023 - runs now
-        return Found(_hit(state, plan, index, entry), entry.expires, None)
+        return (_hit(state, plan, index, entry), entry.expires, None)
     return _missed(state, stale)
 
 
@@ -165,7 +162,7 @@ async def aread(state: State, plan: Plan, key: str, kind: int) -> Found:
         if index:
             left = remaining(plan.ttl, plan.stale, entry.expires, now)
             await aeach(state, plan, lambda up: up.aset(key, data, left), upto=index)  # noqa: B023 - runs now
-        return Found(_hit(state, plan, index, entry), entry.expires, None)
+        return (_hit(state, plan, index, entry), entry.expires, None)
     return _missed(state, stale)
 
 

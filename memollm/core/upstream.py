@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from .._log import warn_limited
 from ..pricing import cost_of
@@ -25,12 +25,9 @@ __all__ = ["END", "Call", "acall", "afirst", "apaid", "call", "first", "paid", "
 END: Any = object()  # a stream that ended before its first chunk
 
 
-class Call(NamedTuple):
-    """The wrapped callable and the arguments of one call."""
-
-    wrapped: Callable[..., Any]
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
+# The wrapped callable and the arguments of one call: (wrapped, args, kwargs). A plain tuple:
+# every call makes one, and a named tuple would cost it a tenth of a hit.
+Call = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 
 
 def _with_key(plan: Plan, kwargs: dict[str, Any], key: str | None) -> dict[str, Any]:
@@ -40,9 +37,10 @@ def _with_key(plan: Plan, kwargs: dict[str, Any], key: str | None) -> dict[str, 
 
 def call(state: State, plan: Plan, made: Call, first_chunk: Callable[[Any], Any] | None = None) -> Any:
     """Make the call (``first_chunk`` opens a stream inside the retries); retries are counted."""
+    wrapped, args, kwargs = made
 
     def once(key: str | None) -> Any:
-        out = made.wrapped(*made.args, **_with_key(plan, made.kwargs, key))
+        out = wrapped(*args, **_with_key(plan, kwargs, key))
         return first_chunk(out) if first_chunk is not None else out
 
     if not plan.resilient:
@@ -54,9 +52,10 @@ async def acall(
     state: State, plan: Plan, made: Call, first_chunk: Callable[[Any], Awaitable[Any]] | None = None
 ) -> Any:
     """Async :func:`call`."""
+    wrapped, args, kwargs = made
 
     async def once(key: str | None) -> Any:
-        out = made.wrapped(*made.args, **_with_key(plan, made.kwargs, key))
+        out = wrapped(*args, **_with_key(plan, kwargs, key))
         return await (first_chunk(out) if first_chunk is not None else out)
 
     if not plan.resilient:
@@ -81,11 +80,12 @@ async def apaid(state: State, plan: Plan, made: Call) -> tuple[Any, Worth | None
 def worth_of(state: State, plan: Plan, made: Call, result: Any, latency: float) -> Worth | None:
     """What a hit on this fresh result will save: its call's tokens, cost and duration."""
     try:
-        model = made.kwargs.get("model")
+        _, args, kwargs = made
+        model = kwargs.get("model")
         if model is None:
-            model = next((a.get("model") for a in made.args if isinstance(a, Mapping)), None)
+            model = next((a.get("model") for a in args if isinstance(a, Mapping)), None)
         model = model if isinstance(model, str) else None
-        prompt = prompt_text((*made.args, *made.kwargs.values()))
+        prompt = prompt_text((*args, *kwargs.values()))
         usage = (plan.policy.usage or usage_of)(result, prompt, model)
         return Worth(
             usage.input_tokens, usage.output_tokens, usage.estimated, usage.model, latency, cost_of(usage)

@@ -16,7 +16,6 @@ from memollm.backends import MemoryBackend
 from memollm.backends.redis import RedisBackend
 from memollm.core.aio import AsyncFace
 from memollm.core.sync import SyncFace
-from memollm.core.upstream import Call
 from memollm.testing import FakeClock, FakeLLM
 
 from ..helpers import eventually
@@ -51,9 +50,9 @@ async def test_a_leader_prefers_an_answer_stored_just_before_it(face: str) -> No
     plan = cache.state.current()
     key = cache.key_for("q")
     if face == "sync":
-        value, _ = SyncFace(cache.state).fetch(plan, key, True, Call(ask, ("q",), {}))
+        value, _ = SyncFace(cache.state).fetch(plan, key, True, (ask, ("q",), {}))
     else:
-        value, _ = await AsyncFace(cache.state).fetch(plan, key, True, Call(ask, ("q",), {}))
+        value, _ = await AsyncFace(cache.state).fetch(plan, key, True, (ask, ("q",), {}))
     assert (value, calls) == ("stored", [])
     assert cache.stats().coalesced == 1
 
