@@ -145,14 +145,20 @@ class TestSavingsInStats:
         def ask(prompt: str) -> dict[str, Any]:
             return openai_response("claude-sonnet-4-5", 1000, 2000)
 
-        for _ in range(4):
-            ask("q")
+        seen: list[memollm.CacheEvent] = []
+        stop = memollm.events.subscribe(seen.append)
+        try:
+            for _ in range(4):
+                ask("q")
+        finally:
+            stop()
         stats = ask.cache.stats()
         assert stats.hit_count == 3
         assert (stats.input_tokens_saved, stats.output_tokens_saved, stats.tokens_saved) == (3000, 6000, 9000)
         assert stats.cost_saved == pytest.approx(3 * (1000 * 3 + 2000 * 15) / 1e6)
         assert stats.estimated_tokens_saved == 0 and stats.unpriced_hits == 0
-        assert stats.latency_saved >= 0
+        assert seen[0].call_latency is not None  # the miss: what each hit saves
+        assert stats.latency_saved == pytest.approx(3 * round(seen[0].call_latency, 6))
         assert memollm.stats_by_function()[ask.cache.name].tokens_saved == 9000
 
     def test_unknown_model_counts_tokens_not_money(self, memory: MemoryBackend) -> None:
