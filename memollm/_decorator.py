@@ -57,7 +57,7 @@ def cached_llm(
     ttl: float | timedelta | AdaptiveTTL | _Unset | None = UNSET,
     namespace: str | _Unset = UNSET,
     tiers: Iterable[str | Backend] | str | _Unset = UNSET,
-    semantic: float | Literal["shadow"] | _Unset | None = UNSET,
+    semantic: float | bool | Literal["shadow"] | _Unset | None = UNSET,
     cache_if: Callable[[Any], object] | _Unset | None = UNSET,
     sampled: Literal["cache", "skip"] | _Unset = UNSET,
     strict: bool | _Unset = UNSET,
@@ -80,6 +80,7 @@ def cached_llm(
     verify: Callable[[str, str, float], bool] | bool | _Unset | None = UNSET,
     semantic_top_k: int | _Unset = UNSET,
     semantic_max_entries: int | _Unset = UNSET,
+    semantic_max_bytes: int | _Unset = UNSET,
     usage: Callable[[Any, str, str | None], Any] | _Unset | None = UNSET,
 ) -> Callable[[Callable[P, R]], CachedFunction[P, R]]: ...
 
@@ -107,7 +108,7 @@ def cached_llm(
             ``key``, ``max_entry_bytes``, ``enabled``, ``retry``, ``keys``, ``key_param``,
             ``single_flight``, ``distributed``, ``lock_timeout``, ``stale_ttl``,
             ``refresh_ahead``, ``scope``, ``prompt_arg``, ``embedder``, ``verify``,
-            ``semantic_top_k``, ``semantic_max_entries``, ``usage``.
+            ``semantic_top_k``, ``semantic_max_entries``, ``semantic_max_bytes``, ``usage``.
 
     Returns:
         The wrapped function, with an :class:`LLMCache` as its ``cache`` attribute:

@@ -79,21 +79,24 @@ def test_the_command_is_installed(pairs_file: Path, model_path: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "message", "code"),
     [
-        (["--upstream", "ftp://nowhere"], "must be an http:// or https:// URL"),
+        (["--upstream", "ftp://nowhere"], "must be an http:// or https:// URL", 1),
         (
             ["--upstream", "http://127.0.0.1:9", "--redis", "mongodb://x"],
             "--redis: cannot make a cache backend",
+            1,
         ),
+        (["--upstream", "http://127.0.0.1:9", "--semantic", "maybe"], "expected 'true' or a number", 2),
+        (["--upstream", "http://127.0.0.1:9", "--semantic", "0.2"], "a cosine threshold in [0.5, 1]", 2),
     ],
-    ids=["bad-upstream", "bad-redis"],
+    ids=["bad-upstream", "bad-redis", "bad-semantic", "low-semantic"],
 )
-def test_serve_rejects_bad_options(args: list[str], message: str, tmp_path: Path) -> None:
-    """Serve refuses bad URLs with a clear error before starting."""
+def test_serve_rejects_bad_options(args: list[str], message: str, code: int, tmp_path: Path) -> None:
+    """Serve refuses bad options with a clear error before starting."""
     pytest.importorskip("uvicorn")
     result = CliRunner().invoke(main, ["serve", "--sqlite", str(tmp_path / "p.db"), *args])
-    assert result.exit_code == 1
+    assert result.exit_code == code
     assert message in result.output
 
 

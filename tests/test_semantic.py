@@ -28,7 +28,16 @@ from .helpers import eventually
 PARAPHRASES = [
     ("How do I create a list in Python?", "What's the way to make a Python list?"),
     ("How do I reverse a string in Python?", "How can I reverse a string in Python?"),
-    ("What is the capital of France?", "Which city is the capital of France?"),
+    ("How many feet are in a mile?", "How many feet does a mile have?"),
+]
+# Made-up look-alikes of the families the verifier was built against: never served.
+LOOKALIKES = [
+    ("How do I turn off dark mode in Windows 11?", "How do I turn on dark mode in Windows 11?"),
+    ("How many feet are in a mile?", "How many meters are in a mile?"),
+    ("Convert 10 kilometers to miles", "Convert 10 kilometers to meters"),
+    ("How do I convert Celsius to Fahrenheit?", "How do I convert Fahrenheit to Celsius?"),
+    ("How do I read a CSV file in Python?", "How do I read a CSV file in Java?"),
+    ("How do I install Docker on Ubuntu?", "How do I uninstall Docker on Ubuntu?"),
 ]
 ADVERSARIAL = [
     ("How do I enable 2FA on my account?", "How do I disable 2FA on my account?"),
@@ -52,7 +61,7 @@ def semantic_fn(llm: FakeLLM, embedder: Any, **settings: Any) -> Any:
 
 
 class TestHits:
-    @pytest.mark.parametrize(("first", "second"), PARAPHRASES, ids=["list", "reverse", "capital"])
+    @pytest.mark.parametrize(("first", "second"), PARAPHRASES, ids=["list", "reverse", "mile"])
     def test_paraphrase_is_served(self, llm: FakeLLM, embedder: Any, first: str, second: str) -> None:
         """A re-phrased question is answered from the original's entry, and the caller can tell."""
         ask = semantic_fn(llm, embedder)
@@ -74,6 +83,38 @@ class TestHits:
         ask(second)
         assert llm.calls == 2
         assert "semantic" not in ask.cache.stats().hits
+
+    @pytest.mark.parametrize("semantic", [True, 0.92])
+    @pytest.mark.parametrize(("first", "second"), LOOKALIKES, ids=["on-off", "units", "to-unit", "direction",
+                                                                    "language", "install"])  # fmt: skip
+    def test_lookalike_families_are_never_served(
+        self, llm: FakeLLM, embedder: Any, first: str, second: str, semantic: object
+    ) -> None:
+        """On/off, another unit, a reversed conversion, another language: misses at the defaults."""
+
+        @cached_llm(semantic=semantic, embedder=embedder)
+        def ask(question: str) -> str:
+            return llm(question)
+
+        ask(first)
+        ask(second)
+        assert llm.calls == 2
+
+    def test_semantic_true_is_the_recommended_threshold(self, embedder: Any) -> None:
+        """semantic=True serves paraphrases at the threshold the shipped model recommends."""
+        from memollm.semantic.learned import recommended_threshold
+
+        llm = FakeLLM()
+
+        @cached_llm(semantic=True, embedder=embedder)
+        def ask(question: str) -> str:
+            return llm(question)
+
+        ask(PARAPHRASES[1][0])
+        ask(PARAPHRASES[1][1])
+        assert llm.calls == 1
+        assert ask.cache.state.current().threshold == recommended_threshold() >= 0.85
+        assert memollm.Policy.parse_settings({"semantic": "true"}, source="env") == {"semantic": True}
 
     def test_without_guards_the_lookalikes_would_hit(self, llm: FakeLLM, embedder: Any) -> None:
         """The guards are what stops them: raw cosine alone serves the wrong answer."""

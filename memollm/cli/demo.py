@@ -71,7 +71,7 @@ class SimulatedLLM:
         }
 
 
-def _semantic_threshold(enabled: bool, download: bool, echo: Any) -> float | None:
+def _semantic_threshold(enabled: bool, download: bool, echo: Any) -> bool | None:
     """The demo's semantic threshold, or None (with a one-line note) when the model is unavailable."""
     if not enabled:
         return None
@@ -91,7 +91,7 @@ def _semantic_threshold(enabled: bool, download: bool, echo: Any) -> float | Non
                 "MEMOLLM_EMBED_MODEL_PATH to a local copy, or run with --download-model; exact only"
             )
         return None
-    return 0.88
+    return True  # the recommended threshold
 
 
 @main.command()
@@ -151,7 +151,7 @@ def demo(  # noqa: PLR0917 - click passes every option
     _report(console, workload, stats, llm, latency, elapsed, wrong, model, path if sqlite_path else None)
 
 
-def _cached_model(workload: Workload, latency: float, model: str, path: Path, threshold: float | None) -> Any:
+def _cached_model(workload: Workload, latency: float, model: str, path: Path, threshold: bool | None) -> Any:
     from .. import cached_llm, register_tier
     from ..backends import MemoryBackend
     from ..backends.sqlite import SQLiteBackend

@@ -16,7 +16,10 @@ from ._app import main
     "--sqlite", "sqlite_path", default="memollm-proxy.db", show_default=True, help="persistent cache file"
 )
 @click.option(
-    "--semantic", type=click.FloatRange(0.5, 1.0), default=None, help="cosine threshold for semantic hits"
+    "--semantic",
+    default=None,
+    metavar="true|THRESHOLD",
+    help="semantic hits: 'true' for the recommended threshold, or a cosine threshold in [0.5, 1]",
 )
 @click.option(
     "--ttl", type=click.FloatRange(min=1), default=3600, show_default=True, help="seconds answers live"
@@ -36,7 +39,7 @@ def serve(  # noqa: PLR0917 - click passes every option
     upstream: str,
     redis_url: str | None,
     sqlite_path: str,
-    semantic: float | None,
+    semantic: str | None,
     ttl: float,
     tenant_header: str | None,
     max_body: int,
@@ -82,7 +85,7 @@ def serve(  # noqa: PLR0917 - click passes every option
         from ..resilience.keypool import KeyPool
 
         keys = KeyPool.from_env()
-    policy = Policy(tiers=tuple(tiers), ttl=ttl, semantic=semantic)
+    policy = Policy(tiers=tuple(tiers), ttl=ttl, semantic=_semantic_option(semantic))
     app = build_app(upstream, policy=policy, tenant_header=tenant_header, max_body=max_body, keys=keys)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     click.echo(f"memollm serving http://{host}:{port} -> {upstream} (tiers: {' > '.join(tiers)})")
@@ -101,3 +104,19 @@ def serve(  # noqa: PLR0917 - click passes every option
         lifespan="on",
         timeout_graceful_shutdown=10,
     )
+
+
+def _semantic_option(text: str | None) -> bool | float | None:
+    if text is None:
+        return None
+    if text.lower() in ("true", "default", "on"):
+        return True
+    try:
+        value = float(text)
+    except ValueError:
+        raise click.BadParameter(
+            f"expected 'true' or a number, got {text!r}", param_hint="--semantic"
+        ) from None
+    if not 0.5 <= value <= 1.0:
+        raise click.BadParameter(f"a cosine threshold in [0.5, 1], got {value}", param_hint="--semantic")
+    return value

@@ -136,11 +136,22 @@ def build(
         refresh_window=(ttl or 0.0) * (policy.refresh_ahead or 0.0),
         semantic=semantic,
         vector_log=_capable(tiers, VectorLog) if semantic is not None else None,
-        threshold=policy.semantic if isinstance(policy.semantic, float) else SHADOW_THRESHOLD,
+        threshold=_threshold(policy.semantic),
         shadow=policy.semantic == "shadow",
         adaptive=policy.adaptive,
         flat=memory_first and policy.adaptive is None,
     )
+
+
+def _threshold(semantic: object) -> float:
+    """The cosine threshold of semantic hits: the policy's, or the recommended one for ``True``."""
+    if isinstance(semantic, float):
+        return semantic
+    if semantic is True:
+        from ..semantic.learned import recommended_threshold
+
+        return recommended_threshold()
+    return SHADOW_THRESHOLD
 
 
 def _capable(tiers: tuple[Backend, ...], capability: type) -> Guarded | None:

@@ -127,13 +127,15 @@ class State:
                 exc,
             )
             return None
-        shape = (id(policy.embedder), id(policy.verify), policy.semantic_top_k, policy.semantic_max_entries)
+        shape = (id(policy.embedder), id(policy.verify), policy.semantic_top_k, policy.semantic_max_entries,
+                 policy.semantic_max_bytes)  # fmt: skip
         if self._semantic is None or self._semantic_shape != shape:
             self._semantic = SemanticTier(
                 embedder=policy.embedder,
                 verify=policy.verify,
                 top_k=policy.semantic_top_k,
                 max_entries=policy.semantic_max_entries,
+                max_bytes=policy.semantic_max_bytes,
                 clock=self.clock,
             )
             self._semantic_shape = shape

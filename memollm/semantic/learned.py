@@ -15,7 +15,7 @@ from typing import Any
 from .features import FEATURES, features
 from .verify import explain
 
-__all__ = ["LearnedModel", "learned_verifier"]
+__all__ = ["LearnedModel", "learned_verifier", "recommended_threshold"]
 
 _MODEL = Path(__file__).with_name("verifier.json")
 
@@ -30,6 +30,7 @@ class LearnedModel:
         self.rate = float(spec["rate"])
         self.threshold = float(spec["threshold"])
         self.gate = float(spec.get("gate", 0.0))
+        self.default_cosine = float(spec.get("default_cosine", 0.9))
         self.trees = [(t["f"], t["t"], t["l"], t["r"], t["v"]) for t in spec["trees"]]
 
     def score(self, row: list[float]) -> float:
@@ -46,6 +47,11 @@ class LearnedModel:
 @cache
 def _shipped() -> LearnedModel:
     return LearnedModel(json.loads(_MODEL.read_text(encoding="utf-8")))
+
+
+def recommended_threshold() -> float:
+    """The cosine threshold ``semantic=True`` means: where the shipped model keeps 95% precision."""
+    return _shipped().default_cosine
 
 
 def learned_verifier(query: str, cached: str, similarity: float) -> bool:

@@ -54,6 +54,7 @@ class SemanticTier:
         top_k: int,
         max_entries: int,
         clock: Callable[[], float],
+        max_bytes: int = 256 * 1024 * 1024,
     ) -> None:
         if embedder is None:
             self.embedder = default_embedder()
@@ -65,7 +66,7 @@ class SemanticTier:
         else:
             self.verify = verify or None
         self.top_k = top_k
-        self.index = SemanticIndex(max_entries=max_entries, clock=clock)
+        self.index = SemanticIndex(max_entries=max_entries, max_bytes=max_bytes, clock=clock)
         self.sync_every = 0.5  # seconds between pulls of a partition's shared vector log
         self._cursors: dict[str, object] = {}
         self._synced: dict[str, float] = {}

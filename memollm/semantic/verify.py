@@ -6,7 +6,8 @@ These vetoes turn such a candidate into a miss whatever its similarity:
 
 - negation parity differs (not, no, never, ..., with n't expanded);
 - the numbers differ (digits, leading zeros stripped, and number words);
-- a pair of antonyms splits the two texts (enable/disable, before/after, ...);
+- a pair of antonyms splits the two texts (enable/disable, before/after, turn on/turn off, ...);
+- the units differ, or come in the opposite order (feet/meters, Celsius to Fahrenheit);
 - a named entity or identifier (a capitalised word inside a sentence, ``os.path``,
   ``python3``, ``snake_case``, a quoted string) is in one text only;
 - shared entities, or the ends of "from X to Y", come in the opposite order;
@@ -49,6 +50,34 @@ ANTONYMS = (
     ("safe", "unsafe"), ("legal", "illegal"), ("possible", "impossible"), ("sync", "async"),
     ("synchronous", "asynchronous"), ("client", "server"), ("send", "receive"), ("read", "write"),
 )  # fmt: skip
+# Phrasal opposites: "on"/"off" alone are too common to veto on, "turn on"/"turn off" are not.
+_PHRASAL = (("turn on", "turn off"), ("switch on", "switch off"), ("power on", "power off"),
+            ("log in", "log out"), ("sign in", "sign out"), ("check in", "check out"),
+            ("speed up", "slow down"), ("zoom in", "zoom out"))  # fmt: skip
+# Units by what they measure, each spelling mapped to one name: a look-alike that asks in
+# another unit ("meters" for "feet") asks something else.
+_UNITS = {
+    spelling: name
+    for name, spellings in {
+        "meter": ("meter", "meters", "metre", "metres"), "kilometer": ("kilometer", "kilometers",
+        "kilometre", "kilometres", "km"), "centimeter": ("centimeter", "centimeters", "cm"),
+        "millimeter": ("millimeter", "millimeters", "mm"), "mile": ("mile", "miles"),
+        "foot": ("foot", "feet", "ft"), "inch": ("inch", "inches"), "yard": ("yard", "yards", "yd"),
+        "kilogram": ("kilogram", "kilograms", "kg", "kilo", "kilos"), "gram": ("gram", "grams"),
+        "pound": ("pound", "pounds", "lb", "lbs"), "ounce": ("ounce", "ounces", "oz"),
+        "liter": ("liter", "liters", "litre", "litres"), "gallon": ("gallon", "gallons", "gal"),
+        "milliliter": ("milliliter", "milliliters", "ml"), "cup": ("cup", "cups"),
+        "celsius": ("celsius", "centigrade"), "fahrenheit": ("fahrenheit",), "kelvin": ("kelvin",),
+        "second": ("second", "seconds", "sec", "secs"), "minute": ("minute", "minutes", "mins"),
+        "hour": ("hour", "hours", "hr", "hrs"), "day": ("day", "days"), "week": ("week", "weeks"),
+        "month": ("month", "months"), "year": ("year", "years"), "byte": ("byte", "bytes"),
+        "kilobyte": ("kilobyte", "kilobytes", "kb"), "megabyte": ("megabyte", "megabytes", "mb"),
+        "gigabyte": ("gigabyte", "gigabytes", "gb"), "terabyte": ("terabyte", "terabytes", "tb"),
+        "dollar": ("dollar", "dollars", "usd"), "euro": ("euro", "euros", "eur"), "yen": ("yen", "jpy"),
+        "mph": ("mph",), "kph": ("kph", "km/h"),
+    }.items()
+    for spelling in spellings
+}  # fmt: skip
 _WORD = re.compile(r"[A-Za-z][\w'.+#-]*[\w+#]|[A-Za-z]|\d[\d.,:]*")
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
 _QUOTED = re.compile(r"[\"'`]([^\"'`]{1,60})[\"'`]")
@@ -113,6 +142,18 @@ def order_flips(a: list[str], b: list[str]) -> bool:
     return any(pos[i] > pos[j] for i in range(len(pos)) for j in range(i + 1, len(pos)))
 
 
+def _opposites_or_units(qw: list[str], cw: list[str], ql: str, cl: str) -> str | None:
+    for x, y in _PHRASAL:
+        if (x in ql and y in cl and y not in ql) or (y in ql and x in cl and x not in ql):
+            return f"opposites {x}/{y}"
+    qu, cu = [_UNITS[w] for w in qw if w in _UNITS], [_UNITS[w] for w in cw if w in _UNITS]
+    if set(qu) != set(cu):
+        return f"units differ: {sorted(set(qu) ^ set(cu))[0]}"
+    if qu != cu and len(set(qu)) > 1 and order_flips(qu, cu):
+        return "units in the opposite order"
+    return None
+
+
 def explain(query: str, cached: str) -> str | None:  # noqa: PLR0911 - one return per veto
     """Why ``cached``'s answer must not be served for ``query`` (None if no veto applies)."""
     if _cjk_share(query) > 0.3 or _cjk_share(cached) > 0.3:
@@ -126,13 +167,17 @@ def explain(query: str, cached: str) -> str | None:  # noqa: PLR0911 - one retur
     for x, y in ANTONYMS:
         if (x in qs and y in cs and y not in qs) or (y in qs and x in cs and x not in qs):
             return f"antonyms {x}/{y}"
+    ql, cl = normalise(query), normalise(cached)
+    found = _opposites_or_units(qw, cw, ql, cl)
+    if found is not None:
+        return found
     qe, ce = entities(query), entities(cached)
     only = {e for e in set(qe) ^ set(ce) if not (e in qs and e in cs)}
     if only:
         return f"entity in one text only: {sorted(only)[0]!r}"
     if order_flips(qe, ce):
         return "entities in the opposite order"
-    q_route, c_route = _FROM_TO.search(normalise(query)), _FROM_TO.search(normalise(cached))
+    q_route, c_route = _FROM_TO.search(ql), _FROM_TO.search(cl)
     if q_route and c_route and q_route.groups() == c_route.groups()[::-1]:
         return "from/to reversed"
     return None
