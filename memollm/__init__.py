@@ -7,7 +7,7 @@ embedded SQLite file that survives restarts.
 
 from __future__ import annotations
 
-from ._decorator import CachedFunction, cached_llm
+from ._decorator import CachedClassMethod, CachedFunction, cached_llm
 from .codec import register_type
 from .config import configure
 from .core import LLMCache
@@ -24,7 +24,7 @@ from .errors import (
 from .events import CacheEvent
 from .keys import KeyExplanation
 from .outcomes import Lookup, Outcome, lookup
-from .policy import AdaptiveTTL, Policy
+from .policy import AdaptiveTTL, Policy, Semantic
 from .registry import register_tier
 from .resilience.keypool import KeyPool, current_key
 from .resilience.retry import RetryPolicy
@@ -37,6 +37,7 @@ __all__ = [
     "BackendError",
     "CacheEvent",
     "CacheStats",
+    "CachedClassMethod",
     "CachedFunction",
     "CodecError",
     "ConfigError",
@@ -49,6 +50,7 @@ __all__ = [
     "Outcome",
     "Policy",
     "RetryPolicy",
+    "Semantic",
     "TierUnavailableError",
     "UncacheableArgumentError",
     "bypass",

@@ -7,21 +7,23 @@ import functools
 from collections.abc import Callable, Iterable
 from dataclasses import fields
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, Literal, ParamSpec, Protocol, TypeVar, overload
 
 from .core import LLMCache
 from .errors import ConfigError
-from .policy import AdaptiveTTL, Policy
+from .policy import AdaptiveTTL, Policy, Semantic
 
 if TYPE_CHECKING:
     from .backends import Backend
     from .resilience.keypool import KeyPool
     from .resilience.retry import RetryPolicy
 
-__all__ = ["CachedFunction", "cached_llm"]
+__all__ = ["CachedClassMethod", "CachedFunction", "cached_llm"]
 
 P = ParamSpec("P")
+P2 = ParamSpec("P2")
 R = TypeVar("R")
+T = TypeVar("T")
 R_co = TypeVar("R_co", covariant=True)
 
 
@@ -34,13 +36,53 @@ _DEFAULTS = Policy()
 
 
 class CachedFunction(Protocol, Generic[P, R_co]):
-    """A function decorated with ``@cached_llm``: callable as before, plus ``.cache``."""
+    """A function decorated with ``@cached_llm``: callable as before, plus ``.cache``.
+
+    On a class, it binds like the function it wraps: ``Bot().ask`` takes the method's
+    parameters after ``self``, with their types.
+    """
 
     cache: LLMCache
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
 
-    def __get__(self, instance: object, owner: type | None = None) -> CachedFunction[..., R_co]: ...
+    @overload
+    def __get__(self, instance: None, owner: type | None = None, /) -> CachedFunction[P, R_co]: ...
+    @overload
+    def __get__(
+        self: CachedFunction[Concatenate[T, P2], R_co], instance: T, owner: type | None = None, /
+    ) -> CachedFunction[P2, R_co]: ...
+    @overload  # a static method: nothing to bind
+    def __get__(self, instance: object, owner: type | None = None, /) -> CachedFunction[P, R_co]: ...
+
+
+class CachedClassMethod(Protocol, Generic[P, R_co]):
+    """A class method decorated with ``@cached_llm``: bound to its class, it takes its parameters."""
+
+    cache: LLMCache
+
+    def __call__(self, cls: type[Any], /, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
+
+    def __get__(self, instance: object, owner: type | None = None, /) -> CachedFunction[P, R_co]: ...
+
+
+class _Decorate(Protocol):
+    """What ``cached_llm(...)`` with settings returns: the decorator, typed for each kind."""
+
+    @overload
+    def __call__(self, wrapped: classmethod[Any, P, R], /) -> CachedClassMethod[P, R]: ...
+    @overload
+    def __call__(self, wrapped: Callable[Concatenate[type[T], P], R], /) -> CachedClassMethod[P, R]: ...
+    @overload
+    def __call__(self, wrapped: Callable[P, R], /) -> CachedFunction[P, R]: ...
+
+
+@overload
+def cached_llm(wrapped: classmethod[Any, P, R], /) -> CachedClassMethod[P, R]: ...
+
+
+@overload
+def cached_llm(wrapped: Callable[Concatenate[type[T], P], R], /) -> CachedClassMethod[P, R]: ...
 
 
 @overload
@@ -57,7 +99,7 @@ def cached_llm(
     ttl: float | timedelta | AdaptiveTTL | _Unset | None = UNSET,
     namespace: str | _Unset = UNSET,
     tiers: Iterable[str | Backend] | str | _Unset = UNSET,
-    semantic: float | bool | Literal["shadow"] | _Unset | None = UNSET,
+    semantic: float | bool | Semantic | Literal["shadow"] | _Unset | None = UNSET,
     cache_if: Callable[[Any], object] | _Unset | None = UNSET,
     sampled: Literal["cache", "skip"] | _Unset = UNSET,
     strict: bool | _Unset = UNSET,
@@ -82,11 +124,11 @@ def cached_llm(
     semantic_max_entries: int | _Unset = UNSET,
     semantic_max_bytes: int | _Unset = UNSET,
     usage: Callable[[Any, str, str | None], Any] | _Unset | None = UNSET,
-) -> Callable[[Callable[P, R]], CachedFunction[P, R]]: ...
+) -> _Decorate: ...
 
 
 def cached_llm(
-    wrapped: Callable[..., Any] | None = None,
+    wrapped: Any = None,
     /,
     *,
     policy: Policy | None = None,

@@ -20,13 +20,24 @@ _LIMIT = 10_000
 
 def warn_once(key: tuple[object, ...], message: str, *args: object) -> None:
     """Log ``message`` at WARNING the first time ``key`` is seen."""
+    if _first(key):
+        logger.warning(message, *args)
+
+
+def info_once(key: tuple[object, ...], message: str, *args: object) -> None:
+    """Log ``message`` at INFO the first time ``key`` is seen."""
+    if _first(key):
+        logger.info(message, *args)
+
+
+def _first(key: tuple[object, ...]) -> bool:
     with _lock:
         if key in _said:
-            return
+            return False
         if len(_said) >= _LIMIT:
             _said.clear()
         _said.add(key)
-    logger.warning(message, *args)
+    return True
 
 
 def warn_limited(key: tuple[object, ...], message: str, *args: object, interval: float = 60.0) -> None:

@@ -22,7 +22,8 @@ import msgpack
 from .errors import CodecError, IncompatibleEntryError
 
 __all__ = [
-    "KIND_STREAM", "KIND_VALUE", "Codec", "Entry", "register_type", "restorable_types", "return_annotation",
+    "KIND_STREAM", "KIND_VALUE", "Codec", "Entry", "classes_in", "register_type", "restorable_types",
+    "return_annotation",
 ]  # fmt: skip
 
 FORMAT_VERSION = 1
@@ -91,6 +92,27 @@ def restorable_types(annotation: object) -> set[type]:
     return found
 
 
+def classes_in(value: object, limit: int = 1000) -> set[type]:
+    """The restorable classes of a result: its own, its items', their fields'.
+
+    For a function with no return annotation: what it really returned is what it may get back.
+    """
+    found: set[type] = set()
+    todo, seen = [value], 0
+    while todo and seen < limit:
+        item = todo.pop()
+        seen += 1
+        if isinstance(item, (list, tuple)):
+            todo.extend(item)
+        elif isinstance(item, dict):
+            todo.extend(item.values())
+        elif _object_kind(type(item)) is not None:
+            _collect(type(item), found, 0)
+            if dataclasses.is_dataclass(item):
+                todo.extend(getattr(item, f.name) for f in dataclasses.fields(item))
+    return found
+
+
 def _collect(tp: object, found: set[type], depth: int) -> None:
     if depth > 20:
         return
@@ -117,10 +139,13 @@ class Codec:
         self._allowed = {_name(cls): cls for cls in allowed}
         self.max_bytes = max_bytes
 
-    def allow(self, types: Iterable[type]) -> None:
-        """Add classes this codec may restore."""
+    def allow(self, types: Iterable[type]) -> bool:
+        """Add classes this codec may restore; whether any was new."""
+        new = False
         for cls in types:
+            new = new or self._allowed.get(_name(cls)) is not cls
             self._allowed[_name(cls)] = cls
+        return new
 
     def _lookup(self, name: str) -> type | None:
         return self._allowed.get(name) or _registry.get(name)
@@ -255,8 +280,8 @@ class Codec:
                 raise CodecError("corrupt entry: malformed object")
             name, payload = pair
             cls = self._lookup(name)
-            if cls is None:
-                raise CodecError(f"entry holds a {name}, which this function may not restore")
+            if cls is None:  # sound, but not ours to restore (yet): skipped, never deleted
+                raise IncompatibleEntryError(f"entry holds a {name}, which this function may not restore")
             return _restore(cls, payload, code)
         raise CodecError(f"corrupt entry: unknown extension type {code}")
 

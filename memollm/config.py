@@ -26,6 +26,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from ._log import warn_once
 from .errors import ConfigError
 from .policy import Policy
 
@@ -213,4 +214,32 @@ def _read_env(environ: Mapping[str, str]) -> _Layer:
         if _ENV_PREFIX + name.upper() in environ
     }
     layer.defaults = Policy.parse_settings(raw, source="environment (MEMOLLM_*)")
+    _warn_unknown(environ)
     return layer
+
+
+# Variables read elsewhere (the embedder, the proxy's key pool) besides the policy's settings.
+_OTHER_VARIABLES = (
+    "OVERRIDES",
+    "REDIS_URL",
+    "SQLITE_PATH",
+    "CONFIG",
+    "EMBED_MODEL",
+    "EMBED_MODEL_PATH",
+    "API_KEYS",
+)
+
+
+def _warn_unknown(environ: Mapping[str, str]) -> None:
+    """A MEMOLLM_ variable that nothing reads is a typo: say so, naming the closest one."""
+    import difflib
+
+    known = {_ENV_PREFIX + name.upper() for name in _POLICY_FIELDS} | {
+        _ENV_PREFIX + v for v in _OTHER_VARIABLES
+    }
+    for variable in sorted(environ):
+        if variable.startswith(_ENV_PREFIX) and variable not in known:
+            close = difflib.get_close_matches(variable, sorted(known), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]}?" if close else f"; memollm reads {', '.join(sorted(known))}"
+            warn_once(("env", variable), "environment variable %s is not a memollm setting and is ignored%s",
+                      variable, hint)  # fmt: skip

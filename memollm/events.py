@@ -49,8 +49,10 @@ class CacheEvent(NamedTuple):
         model: the model that answered, when known.
         cost: US dollars of those tokens; ``None`` when the model has no price or tokens are unknown.
         call_latency: seconds the upstream call took (on a hit: the stored call's, i.e. time saved).
-        detail: more about the outcome: ``"coalesced"`` (a miss that shared another caller's
-            call), ``"uncacheable"``, ``"upstream"`` (the call raised).
+        detail: more about the outcome: ``"coalesced"`` (a hit on another caller's call in
+            flight: ``tier`` is ``"coalesced"`` too), ``"explored"`` (a miss that checked a
+            similar entry against the model, in error-bounded mode), ``"uncacheable"``,
+            ``"upstream"`` (the call raised).
     """
 
     function: str
@@ -155,13 +157,16 @@ def build(
     """The event of one observed call (``seen``: its :class:`~memollm.core.observe.Observation`)."""
     end = time.perf_counter() if finished is None else finished
     outcome, detail = _outcome(seen.outcome, failed)
+    if detail is None and outcome == "miss" and getattr(seen, "explored", False):
+        detail = "explored"
     looked = seen.looked if seen.looked is not None else end
     latency = (end if outcome in ("hit", "semantic-hit") else looked) - started
+    tier = "coalesced" if detail == "coalesced" else seen.tier if outcome in ("hit", "semantic-hit") else None
     return CacheEvent._make(
         (
             function,
             outcome,
-            seen.tier if outcome in ("hit", "semantic-hit") else None,
+            tier,
             max(latency, 0.0),
             wall,
             seen.similarity if outcome == "semantic-hit" else None,
@@ -194,7 +199,7 @@ def _outcome(noted: str | None, failed: bool) -> tuple[str, str | None]:
     if failed and noted != "stale":
         return "error", "upstream"
     if noted == "coalesced":
-        return "miss", "coalesced"
+        return "hit", "coalesced"
     if noted == "uncacheable":
         return "error", "uncacheable"
     if noted in OUTCOMES:

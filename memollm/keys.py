@@ -1,30 +1,35 @@
 """What "the same call" means: canonical, stable cache keys for function calls.
 
 A key is blake2b (128 bits) over the canonical encoding (:mod:`memollm.canonical`) of the key
-schema version, the function's identity and ``version`` salt, the tenant scope, and every
-bound argument with defaults applied. The same call gives the same key in any process, on
-any machine and any supported Python version.
+schema version, the function's identity (its name, and its code's fingerprint or the
+``version`` that replaces it), the tenant scope, and every bound argument with defaults
+applied; "not given" sentinels of SDKs count as not passed, and a method's instance is keyed
+by its class and public state (:mod:`memollm.instances`). The same call to the same code gives
+the same key in any process and on any machine (the code fingerprint follows the bytecode,
+so it may differ between Python versions).
 """
 
 from __future__ import annotations
 
 import hashlib
 import inspect
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from ._log import warn_once
 from .canonical import SCALARS, canonical, pack, readable, types_for_arity, types_of
 from .errors import UncacheableArgumentError
+from .fingerprint import fingerprint
+from .identity import function_id, not_given
+from .instances import StateDrift, instance_key
 from .policy import Policy
 from .prompt import SEMANTIC_MAX_CHARS, find_prompt
 from .switches import current_tenant
 
 __all__ = ["KEY_SCHEMA", "KeyBuilder", "KeyExplanation", "KeyInfo", "SemanticParts", "function_id"]
 
-KEY_SCHEMA = 1
+KEY_SCHEMA = 2  # 2: the function's code fingerprint, instances by state, SDK sentinels left out
 _MEMO_LIMIT = 4096
 # Names whose value decides whether a call samples (OpenAI's default temperature is 1).
 _TEMPERATURE = "temperature"
@@ -60,20 +65,13 @@ class KeyExplanation:
     ignored: tuple[str, ...]
     sampled: bool
     scope: object = None
+    code: str | None = None  # the code fingerprint (None when ``version`` replaces it)
+    left_out: tuple[str, ...] = ()  # closure values and instance attributes that could not be keyed
 
 
-def function_id(func: Callable[..., Any]) -> str:
-    """The stable identity of a function: module and qualified name.
-
-    Scripts run as ``__main__`` also get their file's stem, so two scripts'
-    ``ask()`` functions never share entries in a shared tier.
-    """
-    module = getattr(func, "__module__", None) or "<unknown>"
-    if module == "__main__":
-        main_file = getattr(sys.modules.get("__main__"), "__file__", None)
-        if main_file:
-            module = f"__main__:{Path(main_file).stem}"
-    return f"{module}.{getattr(func, '__qualname__', getattr(func, '__name__', '<callable>'))}"
+def _is_instance(value: object, instance: object, name: str) -> bool:
+    """Whether a method's first argument is an instance to key by its state (not a class)."""
+    return value is not None and not isinstance(value, type) and (value is instance or name == "self")
 
 
 class KeyBuilder:
@@ -84,16 +82,40 @@ class KeyBuilder:
         self.policy = policy
         self.function_id = fid or function_id(raw)
         self.signature = inspect.signature(raw)
-        self._var_kw = any(
-            p.kind is inspect.Parameter.VAR_KEYWORD for p in self.signature.parameters.values()
+        self._var_kw_name = next(
+            (p.name for p in self.signature.parameters.values() if p.kind is inspect.Parameter.VAR_KEYWORD),
+            None,
         )
+        self._var_kw = self._var_kw_name is not None
         fn_digest = hashlib.blake2b(self.function_id.encode(), digest_size=8).hexdigest()
         self.prefix = f"{policy.namespace}:{fn_digest}:"
         self._memo: dict[tuple[Any, ...], KeyInfo] = {}
-        self._self_ignored = bool(self.signature.parameters) and (
-            next(iter(self.signature.parameters)) in policy.ignore
-        )
+        self._first = next(iter(self.signature.parameters), None)
+        self._self_ignored = self._first is not None and self._first in policy.ignore
         self._scope: Callable[[], object] = policy.scope or current_tenant
+        self._drift = StateDrift()
+        self._last: tuple[tuple[Any, ...], dict[str, Any], object, object, KeyInfo] | None = None
+        self.code, self.left_out = self._fingerprint(raw)
+        # What the function is: its code, unless an explicit version stands for it.
+        self._identity = ["version", policy.version] if policy.version is not None else ["code", self.code]
+
+    def _fingerprint(self, raw: Callable[..., Any]) -> tuple[str | None, tuple[str, ...]]:
+        if self.policy.version is not None:
+            return None, ()
+        try:
+            found = fingerprint(raw)
+        except Exception as exc:  # noqa: BLE001 - keyed by name alone, as before fingerprints
+            warn_once(("fingerprint", self.function_id), "%s: its code could not be fingerprinted (%r); "
+                      "it is identified by its name alone", self.function_id, exc)  # fmt: skip
+            return None, ()
+        if found.left_out:
+            warn_once(
+                ("closure", self.function_id, found.left_out),
+                "%s: closure value(s) %s cannot be keyed and are left out of its identity; versions of "
+                "the function that differ only in them share answers (pass them as arguments, or set "
+                "version=)", self.function_id, ", ".join(found.left_out),
+            )  # fmt: skip
+        return found.digest, found.left_out
 
     def info(self, instance: object, args: tuple[Any, ...], kwargs: dict[str, Any]) -> KeyInfo:
         """Return the key for a call, reusing earlier work for repeated scalar arguments.
@@ -120,8 +142,17 @@ class KeyBuilder:
             probe = (scope, instance, types, args)
         try:
             found = self._memo.get(probe)
-        except TypeError:  # an unhashable argument: nothing to reuse
-            return self._compute(instance, args, kwargs)[0]
+        except TypeError:  # an unhashable argument: only this same call's key can be reused
+            last = self._last
+            # The same argument objects (a call keyed twice: the flat path, then the full one).
+            if (
+                last is not None and last[0] is args and last[1] is kwargs and last[2] is instance
+                and last[3] == scope
+            ):  # fmt: skip
+                return last[4]
+            found = self._compute(instance, args, kwargs)[0]
+            self._last = (args, kwargs, instance, scope, found)
+            return found
         if found is None:
             found = self._compute(instance, args, kwargs)[0]
             if self._memoizable(instance, probe):
@@ -154,6 +185,8 @@ class KeyBuilder:
             ignored=tuple(sorted(p.ignore)),
             sampled=info.sampled,
             scope=readable(self._scoped()),
+            code=self.code,
+            left_out=self.left_out,
         )
 
     def _compute(
@@ -172,17 +205,70 @@ class KeyBuilder:
             components["<key>"] = canonical(custom, "key()")
         else:
             for name, value in arguments.items():
-                if name not in self.policy.ignore:
+                if name in self.policy.ignore:
+                    continue
+                if name == self._first and _is_instance(value, instance, name):
+                    components[name] = self._instance(value, arguments)
+                else:
                     components[name] = canonical(value, name)
-        material = pack([KEY_SCHEMA, self.function_id, self.policy.version, self._scoped(), components])
+        material = pack([KEY_SCHEMA, self.function_id, self._identity, self._scoped(), components])
         digest = hashlib.blake2b(material, digest_size=16).hexdigest()
         return KeyInfo(self.prefix + digest, self._sampled(arguments)), components
+
+    def _instance(self, obj: object, arguments: dict[str, Any]) -> object:
+        """A method's instance in the key: its class and public state; warns about what is left out."""
+        found = instance_key(obj, self._first or "self")
+        cls = type(obj).__qualname__
+        for name in found.left_out:
+            warn_once(
+                ("instance", self.function_id, cls, name),
+                "%s: self.%s (%s) cannot be keyed and is left out of the key; instances that differ "
+                "only in it share answers (give %s a __memollm_key__ method to decide)",
+                self.function_id, name, type(getattr(obj, name, None)).__name__, cls,
+            )  # fmt: skip
+        if found.state:
+            ignore = self.policy.ignore
+            rest = [canonical(v, n) for n, v in arguments.items() if n != self._first and n not in ignore]
+            moved = self._drift.seen(hashlib.blake2b(pack(rest), digest_size=8).digest(), found.state)
+            if moved is not None:
+                warn_once(
+                    ("drift", self.function_id, moved),
+                    "%s: self.%s changes between calls with the same arguments, so they keep missing; "
+                    "if it does not change the answer, name it _%s or give %s a __memollm_key__ method",
+                    self.function_id, moved, moved, cls,
+                )  # fmt: skip
+        return found.tree
 
     def _bind(self, instance: object, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         full = (instance, *args) if instance is not None else args
         bound = self.signature.bind(*full, **kwargs)
         bound.apply_defaults()
-        return dict(bound.arguments)
+        # An SDK's "not given" is not an argument: a call that passes it is the call without it.
+        arguments = {}
+        for name, value in bound.arguments.items():
+            if not_given(value):
+                continue
+            if name == self._var_kw_name and type(value) is dict:
+                # A **kwargs pass-through: its entries are arguments too (ignore= and sentinels).
+                ignore = self.policy.ignore
+                arguments[name] = {k: v for k, v in value.items() if not (k in ignore or not_given(v))}
+            else:
+                arguments[name] = value
+        return arguments
+
+    def model_of(self, instance: object, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+        """The ``model`` a call names, defaults applied (or in a request dict it passes), for pricing."""
+        try:
+            arguments = self._bind(instance, args, kwargs)
+        except TypeError:
+            return None
+        places = [arguments, *(v for v in arguments.values() if isinstance(v, Mapping))]
+        for place in places:
+            model = place.get("model")
+            if isinstance(model, str):
+                return model
+        model = getattr(instance, "model", None)  # a method's instance that holds its model
+        return model if isinstance(model, str) else None
 
     def _scoped(self) -> object:
         scope = self._scope()

@@ -14,6 +14,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .semantic.why import SemanticCheck
 
 __all__ = ["Lookup", "Outcome", "active_lookup", "lookup"]
 
@@ -44,13 +48,17 @@ class Lookup:
     ``outcome`` is an :class:`Outcome` (equal to its string: ``"hit"``, ``"semantic-hit"``,
     ``"miss"``, ``"stale"``, ``"coalesced"``, ``"bypass"``, ``"uncacheable"``); ``tier``
     names the tier of a hit, ``similarity`` the cosine of a semantic hit, ``created`` when
-    the served entry was stored (wall clock).
+    the served entry was stored (wall clock). On a miss of a function with a semantic tier,
+    ``semantic`` says why no similar question's answer was served: the best stored question,
+    its similarity, and what refused it (the threshold, a guard, the verifier's score, or
+    error-bounded mode exploring).
     """
 
     outcome: Outcome | None = None
     tier: str | None = None
     similarity: float | None = None
     created: float | None = None
+    semantic: SemanticCheck | None = None
 
     @property
     def stale(self) -> bool:

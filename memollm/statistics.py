@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 import weakref
 from collections.abc import Iterable, Mapping
@@ -17,7 +18,7 @@ from typing import Any, Protocol
 from .pricing import cost_of
 from .usage import Usage
 
-__all__ = ["CacheStats", "StatsRecorder", "Tally", "Worth", "stats", "stats_by_function", "track"]
+__all__ = ["CacheStats", "StatsRecorder", "Tally", "Worth", "money", "stats", "stats_by_function", "track"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +70,16 @@ class Tally:
         self.worth = worth  # None: the entry recorded no usage (preloaded, or an older memollm)
 
 
+def money(dollars: float) -> str:
+    """US dollars for people: cents for sums of a cent or more, two significant digits below."""
+    if dollars == 0:
+        return "$0"
+    if abs(dollars) >= 0.01:
+        return f"${dollars:,.2f}"
+    places = 1 - math.floor(math.log10(abs(dollars)))
+    return f"${dollars:.{places}f}" if places <= 10 else f"${dollars:.1e}"
+
+
 @dataclass(frozen=True, slots=True)
 class CacheStats:
     """A snapshot of what a cache did.
@@ -78,10 +89,18 @@ class CacheStats:
     failed to decode (they are deleted); ``uncacheable`` counts calls whose
     arguments could not be keyed; ``skipped`` counts results ``cache_if`` refused;
     ``retries`` counts retried upstream calls; ``stale`` counts expired entries served
-    because the call failed; ``coalesced`` counts calls that shared another's upstream
-    call; ``refreshes`` counts background refreshes; ``shadow_hits`` counts semantic hits
+    because the call failed; ``coalesced`` counts calls that got another caller's answer
+    (a concurrent identical call in flight, here or in another process): each is also a hit,
+    in ``hits["coalesced"]``, and never a miss, so every call is exactly one outcome;
+    ``refreshes`` counts background refreshes; ``shadow_hits`` counts semantic hits
     shadow mode would have served, and ``shadow_mismatches`` those whose fresh answer
     differed from the one that would have been served.
+
+    Error-bounded semantic hits (``Semantic(max_error=...)``): ``explorations`` counts calls
+    made where a similar entry existed but was not (yet) safe to serve, the price of
+    learning; ``semantic_checks`` the comparisons of a fresh answer with a cached one, and
+    ``semantic_wrong`` those that differed; ``eligible_checks`` / ``eligible_wrong`` the same
+    for candidates that would have been served, which estimate :attr:`semantic_error`.
 
     Savings: each hit saves what the call that stored its entry spent. ``*_tokens_saved``
     add up those calls' tokens (``estimated_tokens_saved`` of them were estimated from
@@ -104,6 +123,11 @@ class CacheStats:
     refreshes: int = 0
     shadow_hits: int = 0
     shadow_mismatches: int = 0
+    explorations: int = 0
+    semantic_checks: int = 0
+    semantic_wrong: int = 0
+    eligible_checks: int = 0
+    eligible_wrong: int = 0
     input_tokens_saved: int = 0
     output_tokens_saved: int = 0
     estimated_tokens_saved: int = 0
@@ -128,6 +152,36 @@ class CacheStats:
         return self.hit_count + self.misses
 
     @property
+    def semantic_error(self) -> float | None:
+        """Error-bounded mode: the estimated share of wrong semantic hits (None before any check).
+
+        From the checks of candidates that would have been served, a random sample of them.
+        """
+        return self.eligible_wrong / self.eligible_checks if self.eligible_checks else None
+
+    @property
+    def semantic_error_interval(self) -> tuple[float, float] | None:
+        """A 95% (Wilson) interval around :attr:`semantic_error`."""
+        if not self.eligible_checks:
+            return None
+        from .semantic.bounded import wilson
+
+        return wilson(self.eligible_wrong, self.eligible_checks)
+
+    def __str__(self) -> str:
+        """A one-line summary for ``print(fn.cache.stats())``: hit rate first, zero counts left out."""
+        parts = [f"hit_rate={self.hit_rate:.1%}", f"lookups={self.lookups}", f"hits={dict(self.hits)}"]
+        for name in (*_COUNTERS, "input_tokens_saved", "output_tokens_saved"):
+            value = getattr(self, name)
+            if value:
+                parts.append(f"{name}={value}")
+        if self.cost_saved:
+            parts.append(f"cost_saved={money(self.cost_saved)}")
+        if self.latency_saved:
+            parts.append(f"latency_saved={self.latency_saved:.3g}s")
+        return f"CacheStats({', '.join(parts)})"
+
+    @property
     def hit_rate(self) -> float:
         """Hits divided by lookups (0.0 before the first lookup)."""
         lookups = self.lookups
@@ -150,7 +204,8 @@ class CacheStats:
 
 _COUNTERS = (
     "misses", "stores", "bypasses", "errors", "corrupt", "uncacheable", "skipped",
-    "retries", "stale", "coalesced", "refreshes", "shadow_hits", "shadow_mismatches",
+    "retries", "stale", "coalesced", "refreshes", "shadow_hits", "shadow_mismatches", "explorations",
+    "semantic_checks", "semantic_wrong", "eligible_checks", "eligible_wrong",
 )  # fmt: skip
 _SAVINGS = (
     "input_tokens_saved", "output_tokens_saved", "estimated_tokens_saved", "cost_saved", "latency_saved",
@@ -165,7 +220,7 @@ class StatsRecorder:
     GIL, so the hit path counts without taking a lock.
     """
 
-    __slots__ = ("_base", "_counts", "_hits", "_live", "_lock", "_saved", "_unpriced")
+    __slots__ = ("_base", "_counts", "_followed", "_hits", "_live", "_lock", "_saved", "_unpriced")
 
     def __init__(self) -> None:
         # Re-entrant: a Tally's weakref callback folds it in whichever thread drops it last.
@@ -175,6 +230,8 @@ class StatsRecorder:
         self._live: dict[weakref.ref[Tally], tuple[itertools.count[int], Worth | None, list[int]]] = {}
         self._hits: dict[str, itertools.count[int]] = {}
         self._counts = {name: itertools.count() for name in _COUNTERS}
+        # Followers that got a leader's answer after their own lookup had counted a miss.
+        self._followed = itertools.count()
         # reset() records where each counter stood; counters themselves are never replaced,
         # because the hit path holds on to them.
         self._base: dict[tuple[str, str], int] = {}
@@ -194,6 +251,12 @@ class StatsRecorder:
     def add(self, counter: str) -> None:
         """Count one more of ``counter`` (one of the CacheStats counters)."""
         next(self._counts[counter])
+
+    def coalesced(self, *, looked: bool) -> None:
+        """Count a call that got another's answer: a coalesced hit (``looked``: its lookup missed)."""
+        next(self._counts["coalesced"])
+        if looked:
+            next(self._followed)
 
     def saved(self, worth: Worth, hits: int = 1) -> None:
         """Add what ``hits`` hits on an entry of this ``worth`` saved."""
@@ -240,8 +303,12 @@ class StatsRecorder:
             base = self._base
             hits = {t: _value(c) - base.get(("hit", t), 0) for t, c in self._hits.items()}
             counts = {n: _value(c) - base.get(("n", n), 0) for n, c in self._counts.items()}
-            # Every semantic hit follows an exact miss, counted before the semantic lookup ran.
-            counts["misses"] = max(0, counts["misses"] - hits.get("semantic", 0))
+            # Every semantic hit follows an exact miss, counted before the semantic lookup
+            # ran; so does every coalesced call that looked first. Each is one outcome: a hit.
+            followed = _value(self._followed) - base.get(("n", "_followed"), 0)
+            counts["misses"] = max(0, counts["misses"] - hits.get("semantic", 0) - followed)
+            if counts["coalesced"]:
+                hits["coalesced"] = counts["coalesced"]
             saved = dict(self._saved)
             unpriced = frozenset(self._unpriced)
         return CacheStats(
@@ -258,6 +325,7 @@ class StatsRecorder:
                 self._fold(entry)
             self._base = {("hit", t): _value(c) for t, c in self._hits.items()}
             self._base.update({("n", n): _value(c) for n, c in self._counts.items()})
+            self._base[("n", "_followed")] = _value(self._followed)
             self._saved = dict.fromkeys(_SAVINGS, 0)
             self._unpriced = set()
 

@@ -205,13 +205,16 @@ class Served:
 class ServeProcess:
     """`memollm serve` as a real process on a free port; ``output`` holds (stdout, stderr) once it stops."""
 
-    def __init__(self, upstream: str, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, upstream: str, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> None:
         import sys
 
         self.port = free_port()
         self.args = [sys.executable, "-m", "memollm.cli", "serve", "--upstream", upstream, "--port",
                      str(self.port), *args]  # fmt: skip
         self.env = env
+        self.cwd = cwd
         self.proc: subprocess.Popen[str] | None = None
         self.output = ("", "")
 
@@ -231,7 +234,7 @@ class ServeProcess:
         from .helpers import eventually
 
         self.proc = subprocess.Popen(
-            self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env
+            self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env, cwd=self.cwd
         )
         assert eventually(self.healthy, timeout=20)
         return self

@@ -39,7 +39,7 @@ def test_calibrate_prints_thresholds_and_a_recommendation(pairs_file: Path, mode
     assert "6 pairs, 3 positive" in result.output
     assert "0.850" in result.output
     assert "cosine: no threshold reaches precision 0.99" in result.output  # the look-alikes sit near 1
-    assert "verified: the lowest threshold reaching precision 0.99 is" in result.output
+    assert "verified: from 0.80 up, the first threshold reaching precision 0.99 is" in result.output
 
 
 @pytest.mark.parametrize(

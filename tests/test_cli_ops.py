@@ -106,7 +106,7 @@ class TestStats:
         shared("a")
         result = run("stats", env={"MEMOLLM_REDIS_URL": redis_url})
         assert result.exit_code == 0, result.output
-        assert "shared.fn" in result.output and "1 entries" in result.output
+        assert "shared.fn" in result.output and "1 entry;" in result.output
 
     @pytest.mark.parametrize(
         ("args", "message"),

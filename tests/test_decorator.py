@@ -103,23 +103,23 @@ class TestKinds:
         assert llm.calls == 2
         assert a.ask.cache is Bot.ask.cache
 
-    def test_method_with_plain_instance_calls_through(
-        self, llm: FakeLLM, warnings_log: pytest.LogCaptureFixture
-    ) -> None:
-        """A method of a class memollm cannot key is not cached, and one warning says how to fix it."""
+    def test_method_with_plain_instance_is_cached(self, llm: FakeLLM) -> None:
+        """A method of an ordinary class is cached, keyed by the instance's public state."""
 
         class Bot:
+            def __init__(self, system: str) -> None:
+                self.system = system
+
             @cached_llm
             def ask(self, prompt: str) -> str:
-                return llm(prompt)
+                return llm(f"{self.system}|{prompt}")
 
-        bot = Bot()
-        bot.ask("q")
-        bot.ask("q")
+        bot = Bot("terse")
+        assert bot.ask("q") == bot.ask("q") == Bot("terse").ask("q")
+        assert llm.calls == 1
+        assert Bot("chatty").ask("q") != bot.ask("q")
         assert llm.calls == 2
-        assert Bot.ask.cache.stats().uncacheable == 2
-        assert len(warnings_log.records) == 1
-        assert "'self'" in warnings_log.text and "ignore=" in warnings_log.text
+        assert Bot.ask.cache.stats().uncacheable == 0
 
     def test_method_ignoring_self(self, llm: FakeLLM) -> None:
         """ignore=["self"] shares entries between instances."""
@@ -732,6 +732,6 @@ def test_the_typed_signature_lists_every_policy_field() -> None:
     import dataclasses
     import typing
 
-    with_settings = typing.get_overloads(memollm.cached_llm)[1]
+    with_settings = typing.get_overloads(memollm.cached_llm)[-1]
     keywords = set(inspect.signature(with_settings).parameters) - {"wrapped", "policy", "name"}
     assert keywords == {f.name for f in dataclasses.fields(memollm.Policy)}

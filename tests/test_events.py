@@ -100,7 +100,7 @@ def test_uncacheable_is_an_error_that_still_calls(seen: list[CacheEvent], memory
     assert [(e.outcome, e.detail) for e in seen] == [("error", "uncacheable")]
 
 
-def test_coalesced_follower_is_a_miss(seen: list[CacheEvent], memory: MemoryBackend) -> None:
+def test_coalesced_follower_is_a_hit(seen: list[CacheEvent], memory: MemoryBackend) -> None:
     entered, release = threading.Event(), threading.Event()
 
     @memollm.cached_llm(name="slow")
@@ -120,7 +120,10 @@ def test_coalesced_follower_is_a_miss(seen: list[CacheEvent], memory: MemoryBack
     release.set()
     leader.join(5)
     follower.join(5)
-    assert sorted((e.outcome, e.detail or "") for e in seen) == [("miss", ""), ("miss", "coalesced")]
+    outcomes = sorted((e.outcome, e.tier or "", e.detail or "") for e in seen)
+    assert outcomes == [("hit", "coalesced", "coalesced"), ("miss", "", "")]
+    stats = slow.cache.stats()  # type: ignore[attr-defined]
+    assert (stats.misses, stats.hits, stats.coalesced) == (1, {"coalesced": 1}, 1)
 
 
 def test_streams(seen: list[CacheEvent], memory: MemoryBackend) -> None:

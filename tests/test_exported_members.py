@@ -6,6 +6,8 @@ def test_all_is_sorted_and_complete() -> None:
     public = {name for name in dir(memollm) if not name.startswith("_")}
     modules = {
         "asgi", "backends", "canonical", "cli", "coalesce", "codec", "config", "core", "errors", "events",
+        "fingerprint", "identity", "instances", "paths", "sdk", "openai", "anthropic", "langchain",
+        "litellm",
         "metrics", "keys", "outcomes", "policy", "pricing", "prompt", "registry", "resilience", "semantic",
         "statistics", "switches", "testing", "usage",
     }  # fmt: skip

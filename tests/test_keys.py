@@ -298,16 +298,23 @@ class TestMethods:
         assert b.info(Bot("a"), ("x",), {}).key == b.info(Bot("a"), ("x",), {}).key
         assert b.info(Bot("a"), ("x",), {}).key != b.info(Bot("b"), ("x",), {}).key
 
-    def test_plain_instance_cannot_be_keyed(self) -> None:
-        """A plain object as self is refused, and the message says how to fix it."""
+    def test_plain_instance_is_keyed_by_its_public_state(self) -> None:
+        """A plain object as self is keyed by its class and public, keyable attributes."""
 
         class Bot:
+            def __init__(self, model: str) -> None:
+                self.model = model
+                self.client = object()  # unkeyable: left out
+                self._calls = 0  # private: left out
+
             def ask(self, prompt: str) -> str:
                 return prompt
 
-        with pytest.raises(UncacheableArgumentError, match="ignore=") as info:
-            KeyBuilder(Bot.ask, Policy()).info(Bot(), ("x",), {})
-        assert info.value.path == "self"
+        b = KeyBuilder(Bot.ask, Policy())
+        one, same, other = Bot("a"), Bot("a"), Bot("b")
+        same._calls = 7
+        assert b.info(one, ("x",), {}).key == b.info(same, ("x",), {}).key
+        assert b.info(one, ("x",), {}).key != b.info(other, ("x",), {}).key
 
     def test_ignored_self(self) -> None:
         """With ignore=["self"] any instance shares the key."""

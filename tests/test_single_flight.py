@@ -89,6 +89,9 @@ class TestSingleFlight:
         assert len({id(r) for r in results}) == 100  # each caller has its own copy
         stats = ask.cache.stats()
         assert stats.stores == 1
+        # One accounting: every call is one outcome; a follower is a coalesced hit, not a miss.
+        assert (stats.misses, dict(stats.hits), stats.lookups) == (1, {"coalesced": 99}, 100)
+        assert stats.hit_rate == 0.99
 
     def test_followers_share_the_exception(self, upstream: Upstream) -> None:
         """When the one upstream call fails, every waiting caller gets that failure."""

@@ -17,6 +17,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     body: dict[str, Any] | None = None
     delay: float = 0.0  # seconds before answering (a slow upstream)
+    events: list[tuple[str, dict[str, Any]]] | None = None  # server-sent events (name, data) instead
 
 
 def completion(text: str, model: str = "test-model") -> dict[str, Any]:
@@ -47,7 +48,7 @@ def _last_content(body: dict[str, Any]) -> object:
 class Upstream:
     """Replies from per-key scripts (or a shared one), then 200s that echo the prompt."""
 
-    def __init__(self) -> None:
+    def __init__(self) -> None:  # noqa: C901 - the handler class is defined inside, over the server
         self.script: deque[Reply] = deque()
         self.by_key: dict[str, deque[Reply]] = {}
         self.requests: list[dict[str, Any]] = []
@@ -86,6 +87,9 @@ class Upstream:
                     )
                 if reply.delay:
                     time.sleep(reply.delay)  # the upstream being slow, not test synchronisation
+                if reply.events is not None:
+                    self._events(reply.events)
+                    return
                 payload = json.dumps(reply.body or {}).encode()
                 try:
                     self.send_response(reply.status)
@@ -97,6 +101,14 @@ class Upstream:
                     self.wfile.write(payload)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (a timeout test)
+
+            def _events(self, events: list[tuple[str, dict[str, Any]]]) -> None:
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                self.end_headers()
+                for name, data in events:
+                    self.wfile.write(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
+                    self.wfile.flush()
 
             def _stream(self, text: str) -> None:
                 # Server-sent events, one chat.completion.chunk per word, then [DONE]; the body

@@ -226,3 +226,51 @@ def litellm_with(cache: Any) -> tuple[Any, bool, str]:
         return str(reply.choices[0].message.content)
 
     return ask, False, f"litellm {version_of('litellm')}"
+
+
+def langchain_with(cache: Any, version: str) -> tuple[Any, bool, str]:
+    """A LangChain fake chat model behind ``cache``, counting the calls that missed it."""
+    from langchain_core.globals import set_llm_cache
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+    set_llm_cache(cache)
+
+    class Model(FakeListChatModel):
+        def _call(self, *args: Any, **kwargs: Any) -> str:
+            Counter.calls += 1
+            return super()._call(*args, **kwargs)
+
+    model = Model(responses=[ANSWER], temperature=TEMPERATURE)
+    return (lambda: str(model.invoke(PROMPT).content)), False, version
+
+
+def memollm_litellm(**policy: Any) -> Any:
+    """LiteLLM's Cache with memollm as its backend (what memollm.litellm.enable installs)."""
+    from litellm.caching.caching import Cache
+
+    from memollm.litellm import MemoLLMCache
+
+    cache = Cache(type="local")
+    cache.cache = MemoLLMCache(**policy)
+    return cache
+
+
+def openai_client() -> Any:
+    """An OpenAI client whose transport answers in process: only hits are timed, never the network."""
+    import httpx
+    import openai
+
+    choice = {"index": 0, "message": {"role": "assistant", "content": ANSWER}, "finish_reason": "stop"}
+    body = {
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": MODEL, "choices": [choice],
+        "usage": {"prompt_tokens": 50, "completion_tokens": 250, "total_tokens": 300},
+    }  # fmt: skip
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        Counter.calls += 1
+        return httpx.Response(200, json=body)
+
+    http = httpx.Client(transport=httpx.MockTransport(handler))
+    return openai.OpenAI(
+        api_key="sk-bench", base_url="http://127.0.0.1:9/v1", http_client=http, max_retries=0
+    )

@@ -10,7 +10,20 @@ from __future__ import annotations
 import tempfile
 from typing import Any
 
-from common import ANSWER, MODEL, PROMPT, TEMPERATURE, Counter, litellm_with, run_exact, version_of
+from common import (
+    ANSWER,
+    MESSAGES,
+    MODEL,
+    PROMPT,
+    TEMPERATURE,
+    Counter,
+    langchain_with,
+    litellm_with,
+    memollm_litellm,
+    openai_client,
+    run_exact,
+    version_of,
+)  # fmt: skip
 
 SCENARIO = "memory"
 
@@ -34,7 +47,7 @@ def memollm_sync() -> tuple[Any, bool, str]:
         Counter.calls += 1
         return ANSWER
 
-    return (lambda: ask(PROMPT, MODEL, TEMPERATURE)), False, f"memollm {version_of('memollm')}"
+    return (lambda: ask(PROMPT, MODEL, TEMPERATURE)), False, f"memollm {version_of('memollm-cache')}"
 
 
 def memollm_async() -> tuple[Any, bool, str]:
@@ -45,7 +58,7 @@ def memollm_async() -> tuple[Any, bool, str]:
         Counter.calls += 1
         return ANSWER
 
-    return (lambda: ask(PROMPT, MODEL, TEMPERATURE)), True, f"memollm {version_of('memollm')}"
+    return (lambda: ask(PROMPT, MODEL, TEMPERATURE)), True, f"memollm {version_of('memollm-cache')}"
 
 
 def gptcache_exact() -> tuple[Any, bool, str]:
@@ -99,22 +112,43 @@ def cashews_memory() -> tuple[Any, bool, str]:
 
 def langchain_memory() -> tuple[Any, bool, str]:
     from langchain_core.caches import InMemoryCache
-    from langchain_core.globals import set_llm_cache
-    from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
-    set_llm_cache(InMemoryCache())
+    return langchain_with(InMemoryCache(), f"langchain-core {version_of('langchain-core')}")
 
-    class Model(FakeListChatModel):
-        def _call(self, *args: Any, **kwargs: Any) -> str:
-            Counter.calls += 1
-            return super()._call(*args, **kwargs)
 
-    model = Model(responses=[ANSWER], temperature=TEMPERATURE)
+def langchain_memollm() -> tuple[Any, bool, str]:
+    from memollm.langchain import MemoLLMCache
 
-    def ask() -> str:
-        return str(model.invoke(PROMPT).content)
+    return langchain_with(MemoLLMCache(ttl=600), f"memollm {version_of('memollm-cache')}")
 
-    return ask, False, f"langchain-core {version_of('langchain-core')}"
+
+def litellm_memollm() -> tuple[Any, bool, str]:
+    call, is_async, _ = litellm_with(memollm_litellm(ttl=600))
+    return call, is_async, f"memollm {version_of('memollm-cache')}"
+
+
+def openai_wrapped() -> tuple[Any, bool, str]:
+    import memollm.openai
+
+    client = memollm.openai.wrap(openai_client(), ttl=600)
+    return (
+        lambda: client.chat.completions.create(model=MODEL, messages=MESSAGES, temperature=TEMPERATURE),
+        False,
+        f"memollm {version_of('memollm-cache')}",
+    )
+
+
+def openai_memoised() -> tuple[Any, bool, str]:
+    import memollm
+
+    client = openai_client()
+
+    @memollm.cached_llm(ttl=600, ignore=["client"])
+    def ask(prompt: str, model: str, temperature: float, client: Any = client) -> Any:
+        return client.chat.completions.create(model=model, messages=[{"role": "user", "content": prompt}],
+                                              temperature=temperature)  # fmt: skip
+
+    return (lambda: ask(PROMPT, MODEL, TEMPERATURE)), False, f"memollm {version_of('memollm-cache')}"
 
 
 def litellm_local() -> tuple[Any, bool, str]:
@@ -132,6 +166,10 @@ SYSTEMS = {
     "cashews mem:// (async)": cashews_memory,
     "LangChain InMemoryCache (chat model)": langchain_memory,
     "LiteLLM local cache (completion)": litellm_local,
+    "LangChain + memollm MemoLLMCache (chat model)": langchain_memollm,
+    "LiteLLM + memollm cache (completion)": litellm_memollm,
+    "memollm.openai.wrap (client.chat.completions.create)": openai_wrapped,
+    "memollm on a function calling openai": openai_memoised,
 }
 
 

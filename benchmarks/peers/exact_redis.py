@@ -11,7 +11,18 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from common import ANSWER, MODEL, PROMPT, TEMPERATURE, Counter, litellm_with, run_exact, version_of
+from common import (
+    ANSWER,
+    MODEL,
+    PROMPT,
+    TEMPERATURE,
+    Counter,
+    langchain_with,
+    litellm_with,
+    memollm_litellm,
+    run_exact,
+    version_of,
+)
 
 SCENARIO = "redis"
 
@@ -61,14 +72,14 @@ def _memollm(url: str, is_async: bool) -> tuple[Any, bool, str]:
             Counter.calls += 1
             return ANSWER
 
-        return (lambda: aask(PROMPT, MODEL, TEMPERATURE)), True, f"memollm {version_of('memollm')}"
+        return (lambda: aask(PROMPT, MODEL, TEMPERATURE)), True, f"memollm {version_of('memollm-cache')}"
 
     @memollm.cached_llm(ttl=600, tiers=("redis",))
     def ask(prompt: str, model: str, temperature: float) -> str:
         Counter.calls += 1
         return ANSWER
 
-    return (lambda: ask(PROMPT, MODEL, TEMPERATURE)), False, f"memollm {version_of('memollm')}"
+    return (lambda: ask(PROMPT, MODEL, TEMPERATURE)), False, f"memollm {version_of('memollm-cache')}"
 
 
 def cashews_redis(url: str) -> tuple[Any, bool, str]:
@@ -101,26 +112,31 @@ def langchain_redis(url: str) -> tuple[Any, bool, str]:
     import warnings
 
     import redis
-    from langchain_core.globals import set_llm_cache
-    from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from langchain_community.cache import RedisCache
 
-    set_llm_cache(RedisCache(redis_=redis.Redis.from_url(url)))
+    version = f"langchain-community {version_of('langchain-community')}"
+    return langchain_with(RedisCache(redis_=redis.Redis.from_url(url)), version)
 
-    class Model(FakeListChatModel):
-        def _call(self, *args: Any, **kwargs: Any) -> str:
-            Counter.calls += 1
-            return super()._call(*args, **kwargs)
 
-    model = Model(responses=[ANSWER], temperature=TEMPERATURE)
-    return (
-        (lambda: str(model.invoke(PROMPT).content)),
-        False,
-        f"langchain-community {version_of('langchain-community')}",
-    )
+def langchain_memollm(url: str) -> tuple[Any, bool, str]:
+    import memollm
+    from memollm.backends.redis import RedisBackend
+    from memollm.langchain import MemoLLMCache
+
+    memollm.register_tier("redis", RedisBackend(url))
+    return langchain_with(MemoLLMCache(ttl=600, tiers=("redis",)), f"memollm {version_of('memollm-cache')}")
+
+
+def litellm_memollm(url: str) -> tuple[Any, bool, str]:
+    import memollm
+    from memollm.backends.redis import RedisBackend
+
+    memollm.register_tier("redis", RedisBackend(url))
+    call, is_async, _ = litellm_with(memollm_litellm(ttl=600, tiers=("redis",)))
+    return call, is_async, f"memollm {version_of('memollm-cache')}"
 
 
 def litellm_redis(url: str) -> tuple[Any, bool, str]:
@@ -139,6 +155,8 @@ SYSTEMS = {
     "aiocache redis (async)": aiocache_redis,
     "LangChain RedisCache": langchain_redis,
     "LiteLLM redis cache": litellm_redis,
+    "LangChain + memollm MemoLLMCache (Redis tier)": langchain_memollm,
+    "LiteLLM + memollm cache (Redis tier)": litellm_memollm,
 }
 
 

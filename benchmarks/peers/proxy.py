@@ -188,7 +188,7 @@ def main() -> None:
                     str(scratch / "m.db"),
                 ],
                 "/healthz",
-                f"memollm {version_of('memollm')}",
+                f"memollm {version_of('memollm-cache')}",
             ),
             "LiteLLM proxy (local cache)": (
                 [str(BIN / "litellm"), "--config", str(config), "--host", "127.0.0.1"],

@@ -12,7 +12,7 @@ root="$(cd ../.. && pwd)"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install --quiet -r requirements.txt -e "$root[semantic,server]"
+.venv/bin/python -m pip install --quiet -r requirements.txt -e "$root[semantic,server,langchain,litellm,openai]"
 .venv/bin/python "$root/scripts/fetch_test_model.py" >/dev/null
 py=.venv/bin/python
 
@@ -41,7 +41,9 @@ echo "== 1. exact hit in process" >&2
 for _ in $(seq "$repeats"); do
 for system in "cachetools.cached [floor]" "memollm" "memollm (async)" "GPTCache exact (map; key: prompt only)" \
               "aiocache memory (async)" "cashews mem:// (async)" "LangChain InMemoryCache (chat model)" \
-              "LiteLLM local cache (completion)"; do
+              "LiteLLM local cache (completion)" "LangChain + memollm MemoLLMCache (chat model)" \
+              "LiteLLM + memollm cache (completion)" "memollm.openai.wrap (client.chat.completions.create)" \
+              "memollm on a function calling openai"; do
   $py exact_memory.py "$system" --out "$out" --calls "$calls" --rounds "$rounds" 2>&1 | grep -v Warning >&2 || true
 done
 done
@@ -49,7 +51,8 @@ done
 echo "== 2. exact hit from Redis" >&2
 for _ in $(seq "$repeats"); do
 for system in "redis-py GET + msgpack [floor]" "redis-py async GET + msgpack [floor]" "memollm" "memollm (async)" \
-              "cashews redis:// (async)" "aiocache redis (async)" "LangChain RedisCache" "LiteLLM redis cache"; do
+              "cashews redis:// (async)" "aiocache redis (async)" "LangChain RedisCache" "LiteLLM redis cache" \
+              "LangChain + memollm MemoLLMCache (Redis tier)" "LiteLLM + memollm cache (Redis tier)"; do
   redis-cli -p "$port" flushall >/dev/null
   $py exact_redis.py "$system" --redis "$redis" --out "$out" --calls "$calls" --rounds "$rounds" 2>&1 \
     | grep -v Warning >&2 || true

@@ -313,7 +313,11 @@ def _scratch() -> Path:
 
 
 def _version(system: str) -> str:
-    return f"memollm {version_of('memollm')}" if system == "memollm" else f"gptcache {version_of('gptcache')}"
+    return (
+        f"memollm {version_of('memollm-cache')}"
+        if system == "memollm"
+        else f"gptcache {version_of('gptcache')}"
+    )
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 from ..errors import AllKeysExhaustedError
 from ..policy import Policy
@@ -45,6 +46,9 @@ class Proxy:
         import httpx
 
         self.upstream = upstream.rstrip("/")
+        # Base URLs of OpenAI-compatible APIs usually end in /v1, as clients' requests start
+        # with it: either form of --upstream works, and /v1 is never sent twice.
+        self._v1 = urlsplit(self.upstream).path.endswith("/v1")
         self.max_body = max_body
         self.keys = keys
         # Its own Prometheus registry, with its event hook: uninstalled when the app shuts down.
@@ -106,6 +110,8 @@ class Proxy:
             await _json(send, 400, _error("the request target must be an absolute path without control "
                                           "characters"))  # fmt: skip
             return
+        if self._v1 and (target == "/v1" or target.startswith(("/v1/", "/v1?"))):
+            target = target[3:]
         headers = _sendable([(k, v) for k, v in scope.get("headers", []) if k.lower() not in _DROP_REQUEST])
         if headers is None:
             await _json(send, 400, _error("a request header has a name or value that cannot be sent"))

@@ -60,6 +60,8 @@ class MemoryBackend:
         self._lru: LRUCache[str, MemoryItem] = LRUCache(max_bytes, getsizeof=_size)
         self._lock = threading.Lock()
         self._sets = 0
+        # Counters (for error-bounded semantic hits): key -> (fields, expiry), bounded by keys.
+        self._counts: LRUCache[str, tuple[dict[str, int], float | None]] = LRUCache(maxsize=max_entries)
 
     def __repr__(self) -> str:
         return f"MemoryBackend(entries={len(self._lru)}, bytes={self.currsize})"
@@ -134,7 +136,10 @@ class MemoryBackend:
             if not prefix:
                 n = len(self._lru)
                 self._lru.clear()
+                self._counts.clear()
                 return n
+            for k in [k for k in self._counts if k.startswith(prefix)]:
+                del self._counts[k]
             doomed = [k for k in self._lru if k.startswith(prefix)]
             for k in doomed:
                 del self._lru[k]
@@ -153,6 +158,24 @@ class MemoryBackend:
         for k in doomed:
             del self._lru[k]
         return len(doomed)
+
+    def add_counts(self, key: str, deltas: dict[str, int], ttl: float | None) -> None:
+        """Add ``deltas`` to the counters under ``key``, which then live ``ttl`` seconds."""
+        now = self._clock()
+        with self._lock:
+            found = self._counts.get(key)
+            fields = {} if found is None or (found[1] is not None and found[1] <= now) else found[0]
+            for name, delta in deltas.items():
+                fields[name] = fields.get(name, 0) + delta
+            self._counts[key] = (fields, None if ttl is None else now + ttl)
+
+    def get_counts(self, key: str) -> dict[str, int]:
+        """The counters under ``key`` (empty if none or expired)."""
+        with self._lock:
+            found = self._counts.get(key)
+            if found is None or (found[1] is not None and found[1] <= self._clock()):
+                return {}
+            return dict(found[0])
 
     async def aget(self, key: str) -> bytes | None:
         """Async face of :meth:`get` (in-process, so it never waits)."""

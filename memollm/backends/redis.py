@@ -152,7 +152,9 @@ class RedisBackend:
             if limit is not None and seen >= limit:
                 return
             name = found.decode()[start:]
-            if name.startswith("lock:") or name.endswith(":vectors"):  # locks and vector logs
+            if name.startswith("lock:") or name.endswith(
+                (":vectors", ":obs", ":seen")
+            ):  # locks, logs, counters
                 continue
             try:
                 value = self.client.get(found)
@@ -185,6 +187,34 @@ class RedisBackend:
     async def aunlock(self, key: str, token: str) -> None:
         """Async :meth:`unlock`."""
         await self.aclient().eval(_UNLOCK, 1, self._lock_key(key), token)
+
+    def add_counts(self, key: str, deltas: dict[str, int], ttl: float | None) -> None:
+        """HINCRBY each counter of the hash under ``key`` (atomic across processes), with its TTL."""
+        name = self.full_key(key)
+        pipe = self.client.pipeline(transaction=False)
+        for field, delta in deltas.items():
+            pipe.hincrby(name, field, delta)
+        if ttl is not None:
+            pipe.pexpire(name, max(1, int(ttl * 1000)))
+        pipe.execute()
+
+    def get_counts(self, key: str) -> dict[str, int]:
+        """The hash's counters; values that are not integers are left out (stored bytes are untrusted)."""
+        found = self.client.hgetall(self.full_key(key))
+        out = {}
+        for field, value in found.items():
+            try:
+                out[field.decode()] = int(value)
+            except (UnicodeDecodeError, ValueError):
+                continue
+        return out
+
+    def scan_counts(self, prefix: str = "") -> Iterator[tuple[str, dict[str, int]]]:
+        """(partition, counters) of every partition's evidence under ``prefix`` (for tools)."""
+        start = len(self.prefix) + 1
+        for found in self.client.scan_iter(match=self._match(prefix) + ":obs", count=_SCAN_COUNT):
+            name = found.decode(errors="replace")[start:]
+            yield name.removesuffix(":obs"), self.get_counts(name)
 
     def _lock_key(self, key: str) -> str:
         return f"{self.prefix}:lock:{key}"

@@ -45,6 +45,13 @@ CREATE TABLE IF NOT EXISTS vectors (
     expires   REAL
 );
 CREATE INDEX IF NOT EXISTS vectors_partition ON vectors(partition, seq);
+CREATE TABLE IF NOT EXISTS counts (
+    key     TEXT NOT NULL,
+    field   TEXT NOT NULL,
+    value   INTEGER NOT NULL,
+    expires REAL,
+    PRIMARY KEY (key, field)
+) WITHOUT ROWID;
 """
 # Reads refresh an entry's LRU time at most this often, so hits rarely write.
 _TOUCH_AFTER = 30.0
@@ -162,10 +169,12 @@ class SQLiteBackend:
         db = self._connect()
         if not prefix:
             db.execute("DELETE FROM vectors")
+            db.execute("DELETE FROM counts")
             return db.execute("DELETE FROM entries").rowcount
         # A key range instead of LIKE: uses the primary key and needs no escaping.
         upper = prefix + "\U0010ffff"
         db.execute("DELETE FROM vectors WHERE partition >= ? AND partition < ?", (prefix, upper))
+        db.execute("DELETE FROM counts WHERE key >= ? AND key < ?", (prefix, upper))
         return db.execute("DELETE FROM entries WHERE key >= ? AND key < ?", (prefix, upper)).rowcount
 
     def scan(self, prefix: str = "", limit: int | None = None) -> Iterator[tuple[str, bytes]]:
@@ -210,6 +219,43 @@ class SQLiteBackend:
         found = [(k, t, bytes(v) if isinstance(v, bytes | memoryview) else v, e) for _, k, t, v, e in rows]
         return found, rows[-1][0]
 
+    def add_counts(self, key: str, deltas: dict[str, int], ttl: float | None) -> None:
+        """Add ``deltas`` to the counters under ``key`` (one statement each: atomic across processes)."""
+        expires = None if ttl is None else self._clock() + ttl
+        self._connect().executemany(
+            "INSERT INTO counts (key, field, value, expires) VALUES (?, ?, ?, ?) ON CONFLICT(key, field) "
+            "DO UPDATE SET value = value + excluded.value, expires = excluded.expires",
+            [(key, field, delta, expires) for field, delta in deltas.items()],
+        )
+
+    def get_counts(self, key: str) -> dict[str, int]:
+        """The live counters under ``key``; values that are not integers are left out."""
+        rows = self._connect().execute(
+            "SELECT field, value FROM counts WHERE key = ? AND (expires IS NULL OR expires > ?)",
+            (key, self._clock()),
+        )
+        return {field: value for field, value in rows if type(field) is str and type(value) is int}
+
+    def scan_counts(self, prefix: str = "") -> Iterator[tuple[str, dict[str, int]]]:
+        """(partition, counters) of every partition's live evidence under ``prefix`` (for tools)."""
+        upper = prefix + "\U0010ffff"
+        rows = self._connect().execute(
+            "SELECT key, field, value FROM counts WHERE key >= ? AND key < ? AND key LIKE '%:obs' "
+            "AND (expires IS NULL OR expires > ?) ORDER BY key",
+            (prefix, upper, self._clock()),
+        )
+        current: str | None = None
+        fields: dict[str, int] = {}
+        for key, field, value in rows:
+            if key != current:
+                if current is not None:
+                    yield current.removesuffix(":obs"), fields
+                current, fields = key, {}
+            if type(value) is int:
+                fields[field] = value
+        if current is not None:
+            yield current.removesuffix(":obs"), fields
+
     def purge(self) -> int:
         """Drop expired entries now; return how many."""
         return self._purge(self._connect(), self._clock())
@@ -221,6 +267,7 @@ class SQLiteBackend:
 
     def _purge(self, db: sqlite3.Connection, now: float) -> int:
         db.execute("DELETE FROM vectors WHERE expires IS NOT NULL AND expires <= ?", (now,))
+        db.execute("DELETE FROM counts WHERE expires IS NOT NULL AND expires <= ?", (now,))
         return db.execute("DELETE FROM entries WHERE expires IS NOT NULL AND expires <= ?", (now,)).rowcount
 
     def _evict(self, db: sqlite3.Connection, total: int) -> None:

@@ -5,7 +5,7 @@ Built on click, with rich for tables and progress bars.
 
 from __future__ import annotations
 
-from . import calibrate, demo, serve, store  # noqa: F401 - importing registers the commands
+from . import calibrate, demo, model, serve, store  # noqa: F401 - importing registers the commands
 from ._app import main
 
 __all__ = ["main"]

@@ -55,8 +55,8 @@ def calibrate(  # noqa: PLR0917 - click passes every option positionally by name
     """Pick a semantic threshold from labeled pairs: lines of {"q1", "q2", "label": 0|1}.
 
     label 1 means serving q1's answer for q2 is correct. Prints precision, recall and F1
-    per cosine threshold, with and without the verifier, and the lowest threshold that
-    reaches the target precision.
+    per cosine threshold from --from up, with and without the verifier, and the first of
+    them that reaches the target precision.
     """
     from rich.console import Console
     from rich.progress import Progress
@@ -66,11 +66,11 @@ def calibrate(  # noqa: PLR0917 - click passes every option positionally by name
         from ..semantic.embedder import EmbedderUnavailable, FastEmbedder
         from ..semantic.learned import learned_verifier
     except ImportError as exc:
-        hint = f"calibrate needs the semantic extra: pip install 'memollm[semantic]' ({exc})"
+        hint = f"calibrate needs the semantic extra: pip install 'memollm-cache[semantic]' ({exc})"
         raise click.ClickException(hint) from None
     rows = _read_pairs(pairs)
     console = Console()
-    embedder = FastEmbedder(model, path=model_path)
+    embedder = FastEmbedder(model, path=model_path, background=False)
     texts = sorted({r["q1"] for r in rows} | {r["q2"] for r in rows})
     vectors: dict[str, Any] = {}
     try:
@@ -86,17 +86,12 @@ def calibrate(  # noqa: PLR0917 - click passes every option positionally by name
     cosines = [float(vectors[r["q1"]] @ vectors[r["q2"]]) for r in rows]
     labels = [bool(r["label"]) for r in rows]
     verified = [learned_verifier(r["q2"], r["q1"], c) for r, c in zip(rows, cosines, strict=True)]
-    table = Table(title=f"{pairs.name}: {len(rows)} pairs, {sum(labels)} positive ({embedder.model})")
-    for column in (
-        "threshold",
-        "P cosine",
-        "R cosine",
-        "F1 cosine",
-        "P verified",
-        "R verified",
-        "F1 verified",
-    ):
-        table.add_column(column, justify="right")
+    table = Table(
+        title=f"{pairs.name}: {len(rows)} pairs, {sum(labels)} positive ({embedder.model})",
+        caption="P, R, F1: precision, recall, F1 of cosine alone; +v: with the verifier",
+    )
+    for column in ("threshold", "P", "R", "F1", "P+v", "R+v", "F1+v"):
+        table.add_column(column, justify="right", overflow="fold")
     best: dict[str, float | None] = {"cosine": None, "verified": None}
     steps = int((0.995 - start) / step + 1e-9) + 1
     for n in range(steps):
@@ -114,5 +109,6 @@ def calibrate(  # noqa: PLR0917 - click passes every option positionally by name
             console.print(f"{name}: no threshold reaches precision {target_precision}")
         else:
             console.print(
-                f"{name}: the lowest threshold reaching precision {target_precision} is {found:.3f}"
+                f"{name}: from {start:.2f} up, the first threshold reaching precision "
+                f"{target_precision} is {found:.3f}"
             )

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from ..statistics import money
 from ._app import main
 
 SYSTEM_PROMPT_TOKENS = 180  # a typical assistant system prompt, sent with every call
@@ -78,17 +79,19 @@ def _semantic_threshold(enabled: bool, download: bool, echo: Any) -> bool | None
     try:
         from ..semantic.embedder import FastEmbedder
     except ImportError:
-        echo("note: semantic caching is off (pip install 'memollm[semantic]' to turn it on); exact only")
+        echo(
+            "note: semantic caching is off (pip install 'memollm-cache[semantic]' to turn it on); exact only"
+        )
         return None
     try:
         FastEmbedder(background=False, download=download).embed(["warm up"])
     except Exception as exc:  # noqa: BLE001 - any load failure means: run exact, say why
         if download or os.environ.get("MEMOLLM_EMBED_MODEL_PATH"):
-            echo(f"note: semantic caching is off, the embedding model did not load ({exc}); exact only")
+            echo(f"note: semantic caching is off ({exc}); exact only for now")
         else:
             echo(
-                "note: semantic caching is off: the embedding model is not on this machine. Set "
-                "MEMOLLM_EMBED_MODEL_PATH to a local copy, or run with --download-model; exact only"
+                "note: semantic caching is off: the embedding model is not on this machine. Run "
+                "`memollm model fetch` (or --download-model) to get it; exact only for now"
             )
         return None
     return True  # the recommended threshold
@@ -189,16 +192,16 @@ def _report(  # noqa: PLR0917 - one table from many numbers
     total = len(workload.requests)
     title = f"memollm demo: {total} questions ({workload.phrasings} phrasings of {workload.topics} topics)"
     table = Table(title=title, show_header=False)
-    table.add_column("")
-    table.add_column("", justify="right")
+    table.add_column("", overflow="fold")
+    table.add_column("", justify="right", overflow="fold")
     table.add_row("model calls made", f"{llm.calls} of {total}")
     for tier in ("memory", "sqlite", "semantic"):
         table.add_row(f"hits from {tier}", str(stats.hits.get(tier, 0)))
     table.add_row("hit rate", f"{stats.hit_rate:.1%}")
     table.add_row("wrong answers served", str(wrong))
     table.add_row("tokens saved", f"{stats.tokens_saved:,}")
-    money = f"${stats.cost_saved:.4f}" if not stats.unpriced_hits else f"n/a (no price for {model})"
-    table.add_row(f"money saved ({model})", money)
+    saved = money(stats.cost_saved) if not stats.unpriced_hits else f"n/a (no price for {model})"
+    table.add_row(f"money saved ({model})", saved)
     table.add_row("model time saved", f"{stats.latency_saved:.2f} s")
     table.add_row("time taken", f"{elapsed:.2f} s (about {total * latency:.2f} s without the cache)")
     console.print(table)

@@ -4,22 +4,35 @@ from __future__ import annotations
 
 import click
 
+from ..policy import Semantic
 from ._app import main
 
 
 @main.command()
 @click.option(
-    "--upstream", required=True, help="the OpenAI-compatible API to forward to, e.g. https://api.openai.com"
+    "--upstream",
+    required=True,
+    help="the OpenAI-compatible API to forward to: https://api.openai.com or https://api.openai.com/v1 "
+    "(both work; a client's /v1/... path is not doubled)",
 )
 @click.option("--redis", "redis_url", default=None, help="share the cache through this Redis URL")
 @click.option(
-    "--sqlite", "sqlite_path", default="memollm-proxy.db", show_default=True, help="persistent cache file"
+    "--sqlite",
+    "sqlite_path",
+    default=None,
+    help="persistent cache file (default: proxy.db in the per-user cache folder, ~/.cache/memollm)",
 )
 @click.option(
     "--semantic",
     default=None,
     metavar="true|THRESHOLD",
     help="semantic hits: 'true' for the recommended threshold, or a cosine threshold in [0.5, 1]",
+)
+@click.option(
+    "--semantic-max-error",
+    type=click.FloatRange(0, 0.5, min_open=True, max_open=True),
+    default=None,
+    help="semantic hits whose error rate, learned on live traffic, stays under this share (e.g. 0.02)",
 )
 @click.option(
     "--ttl", type=click.FloatRange(min=1), default=3600, show_default=True, help="seconds answers live"
@@ -38,8 +51,9 @@ from ._app import main
 def serve(  # noqa: PLR0917 - click passes every option
     upstream: str,
     redis_url: str | None,
-    sqlite_path: str,
+    sqlite_path: str | None,
     semantic: str | None,
+    semantic_max_error: float | None,
     ttl: float,
     tenant_header: str | None,
     max_body: int,
@@ -59,6 +73,7 @@ def serve(  # noqa: PLR0917 - click passes every option
     from .. import register_tier
     from ..backends import from_url
     from ..backends.sqlite import SQLiteBackend
+    from ..paths import user_cache_dir
     from ..policy import Policy
 
     try:
@@ -67,7 +82,7 @@ def serve(  # noqa: PLR0917 - click passes every option
         from ..asgi.proxy import build_app
     except ImportError as exc:
         raise click.ClickException(
-            f"serve needs the server extra: pip install 'memollm[server]' ({exc})"
+            f"serve needs the server extra: pip install 'memollm-cache[server]' ({exc})"
         ) from None
     if not upstream.startswith(("http://", "https://")):
         raise click.ClickException(f"--upstream must be an http:// or https:// URL, got {upstream!r}")
@@ -78,6 +93,10 @@ def serve(  # noqa: PLR0917 - click passes every option
         except ValueError as exc:
             raise click.ClickException(f"--redis: {exc}") from None
         tiers.append("redis")
+    if sqlite_path is None:
+        folder = user_cache_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        sqlite_path = str(folder / "proxy.db")
     register_tier("sqlite", SQLiteBackend(sqlite_path))
     tiers.append("sqlite")
     keys = None
@@ -85,10 +104,11 @@ def serve(  # noqa: PLR0917 - click passes every option
         from ..resilience.keypool import KeyPool
 
         keys = KeyPool.from_env()
-    policy = Policy(tiers=tuple(tiers), ttl=ttl, semantic=_semantic_option(semantic))
+    policy = Policy(tiers=tuple(tiers), ttl=ttl, semantic=_semantic_option(semantic, semantic_max_error))
     app = build_app(upstream, policy=policy, tenant_header=tenant_header, max_body=max_body, keys=keys)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     click.echo(f"memollm serving http://{host}:{port} -> {upstream} (tiers: {' > '.join(tiers)})")
+    click.echo(f"answers kept in {sqlite_path}")
     # Everything imported so far lives as long as the process: frozen, full collections
     # skip it. Access logs would be dropped at this log level, yet uvicorn formats them;
     # forwarded-for headers would only feed those logs.
@@ -106,7 +126,10 @@ def serve(  # noqa: PLR0917 - click passes every option
     )
 
 
-def _semantic_option(text: str | None) -> bool | float | None:
+def _semantic_option(text: str | None, max_error: float | None) -> bool | float | Semantic | None:
+    if max_error is not None:
+        floor = None if text is None else _semantic_option(text, None)
+        return Semantic(max_error=max_error, threshold=floor if isinstance(floor, float) else None)
     if text is None:
         return None
     if text.lower() in ("true", "default", "on"):

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from ..statistics import money
 from ._app import main
 
 _HINT = "say which cache: --redis URL or --sqlite PATH (or set MEMOLLM_REDIS_URL / MEMOLLM_SQLITE_PATH)"
@@ -86,6 +87,7 @@ def stats(redis_url: str | None, sqlite_path: str | None, namespace: str | None,
 
     backend, name = open_store(redis_url, sqlite_path)
     groups: dict[tuple[str, str], dict[str, Any]] = {}
+    functions: dict[str, tuple[str, str]] = {}  # "namespace:digest" -> its group
     unreadable = 0
     for key, data in backend.scan(f"{namespace}:" if namespace else "", limit=limit):
         env = _describe(data)
@@ -97,6 +99,7 @@ def stats(redis_url: str | None, sqlite_path: str | None, namespace: str | None,
             (key.split(":", 1)[0], str(meta.get("f", "?"))),
             {"entries": 0, "bytes": 0, "tokens": 0, "cost": 0.0, "oldest": None},
         )
+        functions[":".join(key.split(":", 2)[:2])] = (key.split(":", 1)[0], str(meta.get("f", "?")))
         group["entries"] += 1
         group["bytes"] += len(data)
         worth = Worth.from_meta(meta)
@@ -105,22 +108,50 @@ def stats(redis_url: str | None, sqlite_path: str | None, namespace: str | None,
             group["cost"] += worth.cost or 0.0
         if isinstance(env[2], (int, float)):
             group["oldest"] = env[2] if group["oldest"] is None else min(group["oldest"], env[2])
+    checks = _checks(backend, namespace, functions)
     table = Table(title=f"memollm cache at {name}")
-    for column in ("namespace", "function", "entries", "bytes", "tokens per round", "$ per round", "oldest"):
-        table.add_column(column, justify="left" if column in ("namespace", "function") else "right")
+    columns = ["namespace", "function", "entries", "bytes", "tokens per round", "$ per round", "oldest"]
+    if checks:
+        columns += ["checks", "wrong"]
+    for column in columns:
+        table.add_column(
+            column, justify="left" if column in ("namespace", "function") else "right", overflow="fold"
+        )
     now = time.time()
     for (space, function), group in sorted(groups.items()):
         oldest = "" if group["oldest"] is None else _age(now - group["oldest"])
-        table.add_row(space, function, f"{group['entries']:,}", f"{group['bytes']:,}", f"{group['tokens']:,}",
-                      f"{group['cost']:.4f}", oldest)  # fmt: skip
+        row = [space, function, f"{group['entries']:,}", f"{group['bytes']:,}", f"{group['tokens']:,}",
+               money(group["cost"]), oldest]  # fmt: skip
+        if checks:
+            seen, wrong = checks.get((space, function), (0, 0))
+            row += [f"{seen:,}", f"{wrong:,}"]
+        table.add_row(*row)
     console = Console()
     console.print(table)
     total = sum(g["entries"] for g in groups.values())
     tokens = sum(g["tokens"] for g in groups.values())
     cost = sum(g["cost"] for g in groups.values())
-    console.print(f"{total:,} entries; one hit on each would save {tokens:,} tokens and ${cost:.4f}.")
+    noun = "entry" if total == 1 else "entries"
+    console.print(f"{total:,} {noun}; one hit on each would save {tokens:,} tokens and {money(cost)}.")
     if unreadable:
         console.print(f"{unreadable:,} entries could not be read (another version, or not memollm's)")
+
+
+def _checks(
+    backend: Any, namespace: str | None, functions: dict[str, tuple[str, str]]
+) -> dict[tuple[str, str], tuple[int, int]]:
+    """Error-bounded semantic hits: comparisons made and found wrong, per function (partitions summed)."""
+    from ..semantic.bounded import Evidence
+
+    totals: dict[tuple[str, str], tuple[int, int]] = {}
+    for key, counts in backend.scan_counts(f"{namespace}:" if namespace else ""):
+        group = functions.get(":".join(key.split(":", 2)[:2]))
+        if group is None:
+            continue
+        seen, wrong = Evidence.from_counts(counts).at_or_above(0.0)
+        before = totals.get(group, (0, 0))
+        totals[group] = (before[0] + seen, before[1] + wrong)
+    return totals
 
 
 @main.command()
@@ -146,9 +177,19 @@ def inspect(redis_url: str | None, sqlite_path: str | None, key: str, max_chars:
     from ..codec import KIND_STREAM
 
     backend, name = open_store(redis_url, sqlite_path)
-    data = backend.get(key)
+    tried = _as_stored(backend, key.strip())
+    data = None
+    for candidate in tried:
+        data = backend.get(candidate)
+        if data is not None:
+            key = candidate
+            break
     if data is None:
-        raise click.ClickException(f"no entry {key!r} in {name}")
+        looked = " or ".join(repr(getattr(backend, "full_key", lambda k: k)(k)) for k in tried)
+        raise click.ClickException(
+            f"no entry {looked} in {name} (keys look like 'namespace:function:call', as from "
+            "fn.cache.key_for(...); Redis shows them with its prefix, which may be included)"
+        )
     env = _describe(data)
     if env is None:
         raise click.ClickException(f"entry {key!r} is not a readable memollm entry ({len(data)} bytes)")
@@ -174,6 +215,14 @@ def inspect(redis_url: str | None, sqlite_path: str | None, key: str, max_chars:
         text = text[:max_chars] + f"\n... ({len(text) - max_chars:,} more characters)"
     click.echo("value")
     click.echo(text)
+
+
+def _as_stored(backend: Any, key: str) -> list[str]:
+    """The key as given, and without the Redis prefix when it carries one (as Redis shows keys)."""
+    prefix = getattr(backend, "prefix", None)
+    if isinstance(prefix, str) and key.startswith(prefix + ":"):
+        return [key[len(prefix) + 1 :], key]
+    return [key]
 
 
 def _when(stamp: float) -> str:

@@ -17,7 +17,7 @@ from ..coalesce import processes
 from ..codec import KIND_STREAM, KIND_VALUE
 from ..outcomes import Outcome
 from . import lifetime, similar, tiers, upstream
-from .decide import Decision, decide, serve_stale, shared
+from .decide import Decision, decide, followed, serve_stale, shared
 from .encode import encode
 from .entry import MISSING
 from .observe import aobserved, aobserved_stream, decided, note
@@ -78,16 +78,15 @@ class AsyncFace:
             return serve_stale(state, stale)
         if pending is not None and led:
             await asyncio.to_thread(similar.remember, state, plan, key, pending, result=result, data=data)
-        return result if led else shared(state, result, data)
+        return result if led else shared(state, result, data, looked=read)
 
     async def fetch(self, plan: Plan, key: str, read: bool, made: Call) -> tuple[Any, bytes | None]:
         """The leader's work on a miss: the result and its encoded bytes (None if not stored)."""
         state = self.state
         if read and plan.single_flight:
             stored = tiers.recheck(state, plan, key, KIND_VALUE)
-            if stored is not None:
-                state.count_coalesced()
-                return stored.entry.value, stored.data
+            if stored is not None:  # a caller that finished just before us stored it
+                return followed(state, stored.entry, stored.data, looked=True)
         lease = None
         if plan.lock is not None:
             try:
@@ -101,8 +100,7 @@ class AsyncFace:
                 state.tier_failed(plan, plan.lock.name, exc)
             else:
                 if waited.found is not None:
-                    state.count_coalesced()
-                    return waited.found.entry.value, waited.found.data
+                    return followed(state, waited.found.entry, waited.found.data, looked=read)
                 lease = waited.lease
         try:
             result, worth = await upstream.apaid(state, plan, made)
@@ -148,7 +146,7 @@ class AsyncFace:
         else:
             opened = lambda: upstream.acall(state, plan, made, upstream.afirst)  # noqa: E731
             source = state.astream_flights.read(
-                key, opened, self.recorder(plan, key, made, pending), state.count_coalesced
+                key, opened, self.recorder(plan, key, made, pending), lambda: state.count_coalesced(read)
             )
         sent = 0
         try:

@@ -20,7 +20,7 @@ from ..keys import KeyExplanation, SemanticParts
 from ..policy import Policy
 from ..statistics import CacheStats, track
 from ..switches import NORMAL, mode
-from . import similar, tiers
+from . import peek, similar, tiers
 from .aio import AsyncFace
 from .encode import encode
 from .plan import Plan
@@ -193,6 +193,18 @@ class LLMCache:
         if hooks:
             events.emit_hit(self.name, plan.names[0], started, tally.worth)
         return value, None if expires is None or plan.ttl is None else expires - plan.ttl
+
+    def get(self, *args: Any, default: Any = None, **kwargs: Any) -> Any:
+        """The cached answer to a call with these arguments (exact, then semantic), or ``default``.
+
+        Never calls the function; counted as a hit or a miss like a call. For code that
+        decides itself when to call and when to :meth:`store` (framework adapters).
+        """
+        return peek.get(self.state, args, kwargs, default)
+
+    async def aget(self, *args: Any, default: Any = None, **kwargs: Any) -> Any:
+        """Async face of :meth:`get`."""
+        return await peek.aget(self.state, args, kwargs, default)
 
     def explain_key(self, *args: Any, **kwargs: Any) -> KeyExplanation:
         """Show the canonical parts of the key for a call (``self`` first for methods)."""

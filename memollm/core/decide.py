@@ -12,6 +12,7 @@ from .._log import warn_once
 from ..codec import Entry
 from ..errors import CodecError, UncacheableArgumentError
 from ..outcomes import Outcome
+from ..statistics import Worth
 from ..switches import BYPASS, REFRESH, mode
 from .observe import note
 
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from .plan import Plan
     from .state import State
 
-__all__ = ["Decision", "decide", "serve_stale", "shared"]
+__all__ = ["Decision", "decide", "followed", "serve_stale", "shared"]
 
 
 # How one call uses the cache: its plan, its key (None: straight to the model), whether to read.
@@ -67,16 +68,31 @@ def _uncacheable(state: State, cause: tuple[object, ...], message: str, exc: Exc
     warn_once(cause, message, state.name, exc)
 
 
-def shared(state: State, result: Any, data: bytes | None) -> Any:
-    """A follower's copy of the leader's result (decoded afresh when it was stored)."""
-    state.count_coalesced()
-    note(Outcome.COALESCED)
-    if data is None:
-        return result
-    try:
-        return state.codec.decode(data).value
-    except CodecError:
-        return result
+def shared(state: State, result: Any, data: bytes | None, *, looked: bool = True) -> Any:
+    """A follower's copy of the leader's result (decoded afresh when it was stored): a coalesced hit."""
+    value, entry = result, None
+    if data is not None:
+        try:
+            entry = state.codec.decode(data)
+            value = entry.value
+        except CodecError:
+            value = result
+    _coalesced(state, entry, looked)
+    return value
+
+
+def followed(state: State, entry: Entry, data: bytes | None, *, looked: bool) -> tuple[Any, bytes | None]:
+    """A leader that found the answer another caller (or process) had just stored: a coalesced hit."""
+    _coalesced(state, entry, looked)
+    return entry.value, data
+
+
+def _coalesced(state: State, entry: Entry | None, looked: bool) -> None:
+    state.count_coalesced(looked)
+    worth = None if entry is None else Worth.from_meta(entry.meta)
+    if worth is not None:
+        state.stats.saved(worth)
+    note(Outcome.COALESCED, worth=worth)
 
 
 def serve_stale(state: State, entry: Entry) -> Any:

@@ -41,6 +41,8 @@ def encode(state: State, plan: Plan, value: Any, kind: int, worth: Worth | None 
     except CodecError as exc:
         if state.ensure_types_late():  # the return annotation only now resolves: try again
             return encode(state, plan, value, kind, worth)
+        if state.learn_types(value):  # no annotation: what the function returned is what it may get back
+            return encode(state, plan, value, kind, worth)
         state.stats.add("errors")
         if policy.strict:
             raise

@@ -95,10 +95,15 @@ def fresh_memo(item: MemoryItem, kind: int, now: float) -> Memo | None:
 def shareable(entry: Entry) -> Any:
     """The entry's value if every caller may share one decoded copy of it, else MISSING."""
     value = entry.value
-    if type(value) in _IMMUTABLE:
+    if _frozen(value, 0):
         return value
-    if type(value) is tuple and _IMMUTABLE.issuperset(map(type, value)):
-        return value
-    if entry.kind == KIND_STREAM and _IMMUTABLE.issuperset(map(type, value)):
+    if entry.kind == KIND_STREAM and all(_frozen(chunk, 1) for chunk in value):
         return tuple(value)  # a stream replays its chunks, never the list itself
     return MISSING
+
+
+def _frozen(value: Any, depth: int) -> bool:
+    """Immutable all the way down: a scalar, or a tuple of such (nested a few levels at most)."""
+    if type(value) in _IMMUTABLE:
+        return True
+    return type(value) is tuple and depth < 4 and all(_frozen(item, depth + 1) for item in value)

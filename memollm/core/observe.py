@@ -11,11 +11,14 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, 
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import events
 from ..outcomes import Outcome, active_lookup
 from ..statistics import Worth
+
+if TYPE_CHECKING:
+    from ..semantic.why import SemanticCheck
 
 __all__ = [
     "Observation", "aobserved", "aobserved_stream", "decided", "note", "observe", "observed",
@@ -36,6 +39,7 @@ class Observation:
     similarity: float | None = None
     looked: float | None = None
     worth: Worth | None = None
+    explored: bool = False  # error-bounded mode called the model to check a similar entry
 
 
 _observe: ContextVar[Observation | None] = ContextVar("memollm_observe", default=None)
@@ -63,6 +67,8 @@ def note(
     seen = active_lookup()
     if seen is not None:
         seen.outcome, seen.tier, seen.similarity, seen.created = outcome, tier, similarity, created
+        if outcome is not Outcome.MISS:  # a miss keeps what the semantic step found
+            seen.semantic = None
     obs = _observe.get()
     if obs is not None:
         if obs.looked is None:
@@ -70,6 +76,20 @@ def note(
         obs.outcome, obs.tier, obs.similarity = outcome, tier, similarity
         if worth is not None:
             obs.worth = worth
+
+
+def why(check: SemanticCheck | None) -> None:
+    """Tell the active ``lookup()`` why the semantic step served nothing (None: forget it)."""
+    seen = active_lookup()
+    if seen is not None:
+        seen.semantic = check
+
+
+def explored() -> None:
+    """Note that this call checked a similar entry against the model instead of serving it."""
+    obs = _observe.get()
+    if obs is not None:
+        obs.explored = True
 
 
 def observed(name: str, call: Callable[..., Any], *args: Any) -> Any:

@@ -17,7 +17,7 @@ from ..backends import Backend
 from ..backends.guard import Guarded
 from ..backends.memory import MemoryBackend, MemoryItem
 from ..keys import KeyBuilder
-from ..policy import AdaptiveTTL, Policy
+from ..policy import AdaptiveTTL, Policy, Semantic
 from ..registry import get_tier, guard
 from ..resilience.keypool import KeyPool
 from ..resilience.retry import RetryPolicy
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["SHADOW_THRESHOLD", "Locking", "Plan", "VectorLog", "build"]
 
 SHADOW_THRESHOLD = 0.90  # the cosine threshold shadow mode measures would-be hits at
+BOUNDED_FLOOR = 0.80  # below this cosine, error-bounded mode considers nothing
 
 
 @runtime_checkable
@@ -52,6 +53,14 @@ class VectorLog(Protocol):
     def vlog_since(  # noqa: D102
         self, partition: str, cursor: object
     ) -> tuple[list[tuple[object, object, object, object]], object]: ...
+
+
+@runtime_checkable
+class Counting(Protocol):
+    """A backend that keeps named counters (the evidence of error-bounded semantic hits)."""
+
+    def add_counts(self, key: str, deltas: dict[str, int], ttl: float | None) -> None: ...
+    def get_counts(self, key: str) -> dict[str, int]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +91,8 @@ class Plan:
     shadow: bool  # semantic lookups only measured, never served
     adaptive: AdaptiveTTL | None
     flat: bool  # memoised memory hits may take the flat path (no per-key bookkeeping needed)
+    bounded: Semantic | None  # semantic hits with a promised error rate (Semantic(max_error=...))
+    evidence: Backend | None  # the tier keeping their evidence: shared when there is one
 
     @property
     def resilient(self) -> bool:
@@ -115,6 +126,8 @@ def build(
                   "in-process", fid)  # fmt: skip
     # Exactly MemoryBackend: a subclass may override get() and must be called.
     memory_first = type(tiers[0]) is MemoryBackend and policy.enabled
+    sem = policy.semantic
+    bounded = sem if isinstance(sem, Semantic) and sem.max_error is not None else None
     ttl = policy.ttl_seconds
     return Plan(
         generation=generation,
@@ -140,6 +153,8 @@ def build(
         shadow=policy.semantic == "shadow",
         adaptive=policy.adaptive,
         flat=memory_first and policy.adaptive is None,
+        bounded=bounded,
+        evidence=_evidence_tier(tiers) if bounded is not None and semantic is not None else None,
     )
 
 
@@ -147,11 +162,23 @@ def _threshold(semantic: object) -> float:
     """The cosine threshold of semantic hits: the policy's, or the recommended one for ``True``."""
     if isinstance(semantic, float):
         return semantic
+    if isinstance(semantic, Semantic):
+        if semantic.threshold is not None:
+            return semantic.threshold
+        if semantic.max_error is not None:
+            return BOUNDED_FLOOR
+        semantic = True
     if semantic is True:
         from ..semantic.learned import recommended_threshold
 
         return recommended_threshold()
     return SHADOW_THRESHOLD
+
+
+def _evidence_tier(tiers: tuple[Backend, ...]) -> Backend | None:
+    """Where comparisons are counted: the first shared tier that keeps counters, else the memory tier."""
+    shared = next((t for t in tiers if isinstance(t, Guarded) and isinstance(t.backend, Counting)), None)
+    return shared or next((t for t in tiers if isinstance(t, Counting)), None)
 
 
 def _capable(tiers: tuple[Backend, ...], capability: type) -> Guarded | None:

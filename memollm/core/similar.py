@@ -11,16 +11,19 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .._log import logger, warn_once
 from ..keys import SemanticParts
-from ..outcomes import Outcome
+from ..outcomes import Outcome, active_lookup
+from ..semantic.bounded import decide
+from ..semantic.why import SemanticCheck
 from ..statistics import Worth
-from . import lifetime, tiers
+from . import evidence, lifetime, tiers
 from .entry import MISSING
-from .observe import note
+from .observe import explored, note, why
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
+    from ..semantic.index import Candidate
     from ..semantic.tier import Pending
     from .plan import Plan
     from .state import State
@@ -90,6 +93,15 @@ def find(state: State, plan: Plan, instance: object, made: Call, kind: int) -> t
             pending.shadow, pending.shadow_value = candidate, found.entry.value
             state.stats.add("shadow_hits")
             return MISSING, pending
+        if plan.bounded is not None and not _safe(state, plan, parts.partition, candidate, pending):
+            pending.check_value = found.entry.value
+            state.stats.add("explorations")
+            explored()
+            if active_lookup() is not None:
+                why(SemanticCheck(False, "error-bounded mode called the model to check this candidate: "
+                                  "not yet enough evidence that hits at this similarity are right",
+                                  candidate.similarity, candidate.text))  # fmt: skip
+            return MISSING, pending
         worth = Worth.from_meta(found.entry.meta)
         state.stats.hit("semantic")
         if worth is not None:
@@ -97,7 +109,28 @@ def find(state: State, plan: Plan, instance: object, made: Call, kind: int) -> t
         lifetime.warm(state, plan, candidate.key, kind)
         note(Outcome.SEMANTIC_HIT, "semantic", candidate.similarity, found.entry.created, worth)
         return found.entry.value, None
+    if active_lookup() is not None:  # someone asks why: worth a second search
+        why(semantic.why_not(parts.partition, vector, parts.text, plan.threshold))
     return MISSING, pending
+
+
+def _safe(state: State, plan: Plan, partition: str, candidate: Candidate, pending: Pending) -> bool:
+    """Error-bounded mode: whether to serve ``candidate``; if not, ``pending`` notes what to check."""
+    bounded = plan.bounded
+    assert bounded is not None
+    assert bounded.max_error is not None
+    verdict = decide(
+        evidence.read(state, plan, partition),
+        evidence.read(state, plan, candidate.key, entry=True),
+        candidate.similarity,
+        max_error=bounded.max_error,
+        confidence=bounded.confidence,
+        explore_min=bounded.explore_min,
+        rng=state.random,
+    )
+    if not verdict.serve:
+        pending.check, pending.eligible = candidate, verdict.eligible
+    return verdict.serve
 
 
 def remember(
@@ -124,6 +157,35 @@ def remember(
             "%s: shadow semantic hit at similarity %.3f on entry %s; answers %s",
             state.name, pending.shadow.similarity, pending.shadow.key, "agree" if same else "differ",
         )  # fmt: skip
+    if pending.check is not None:
+        _learn(state, plan, pending, result)
+
+
+def _learn(state: State, plan: Plan, pending: Pending, fresh: Any) -> None:
+    """Compare the fresh answer with the explored candidate's and count it as evidence."""
+    from ..semantic.answers import same_answer
+
+    check, bounded = pending.check, plan.bounded
+    assert check is not None
+    assert bounded is not None
+    try:
+        if bounded.same_answer is not None:
+            same = bool(bounded.same_answer(pending.check_value, fresh))
+        else:
+            embedder = plan.semantic.embedder if plan.semantic is not None else None
+            same = same_answer(pending.check_value, fresh, embedder, similarity=bounded.answer_similarity)
+    except Exception as exc:  # noqa: BLE001 - a comparison that fails counts as "not the same"
+        warn_once(("same_answer", state.name, type(exc)), "%s: same_answer raised %r; counted as different",
+                  state.name, exc)  # fmt: skip
+        same = False
+    evidence.record(state, plan, pending.partition, check.key, similarity=check.similarity, same=same)
+    state.stats.add("semantic_checks")
+    if pending.eligible:
+        state.stats.add("eligible_checks")
+    if not same:
+        state.stats.add("semantic_wrong")
+        if pending.eligible:
+            state.stats.add("eligible_wrong")
 
 
 def index_many(state: State, plan: Plan, stored: list[tuple[str, SemanticParts]], batch: int = 256) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Mapping
 from types import MethodType
@@ -10,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 from .._log import logger, warn_once
 from ..coalesce.streams import AsyncStreamFlights, StreamFlights
 from ..coalesce.threads import SingleFlight
-from ..codec import Codec, restorable_types, return_annotation
+from ..codec import Codec, classes_in, restorable_types, return_annotation
 from ..config import generation, resolve
 from ..errors import BackendError, TierUnavailableError
 from ..keys import function_id
-from ..policy import Policy
+from ..policy import Policy, Semantic
 from ..statistics import StatsRecorder
 from . import plan as plans
 from .lifetime import Heat, Refreshes
@@ -54,6 +55,7 @@ class State:
         self.astream_flights = AsyncStreamFlights(END)
         self.refreshes = Refreshes()
         self.heat = Heat()
+        self.random = random.Random().random  # exploration draws (error-bounded semantic hits)
         self.plan: plans.Plan | None = None
         self._types_resolved = False
         self._semantic: SemanticTier | None = None
@@ -73,6 +75,8 @@ class State:
         self.ensure_types()
         self.codec.max_bytes = policy.max_entry_bytes
         semantic = self._semantic_tier(policy)
+        if isinstance(policy.semantic, Semantic) and policy.semantic.seed is not None:
+            self.random = random.Random(policy.semantic.seed).random
         plan = plans.build(
             current, policy, self.raw, self.function_id, hit_counter=self.stats.hit_counter, semantic=semantic
         )
@@ -89,13 +93,25 @@ class State:
             self._types_resolved = True
         return True
 
+    def learn_types(self, value: Any) -> bool:
+        """Let the codec restore the classes a result really has, when the annotation names none.
+
+        (No annotation, ``Any``, ``Iterator[Any]``.) Whether any class was new, so encoding may
+        retry. The classes come from the function's own result in this process, never from
+        stored bytes.
+        """
+        annotation = return_annotation(self.raw)
+        if isinstance(annotation, str) or restorable_types(annotation):  # it names what may come back
+            return False
+        return self.codec.allow(classes_in(value))
+
     def ensure_types_late(self) -> bool:
         """Whether a return annotation that did not resolve before does now (so encoding may retry)."""
         return not self._types_resolved and self.ensure_types()
 
-    def count_coalesced(self) -> None:
-        """Count a call that shared another's upstream call."""
-        self.stats.add("coalesced")
+    def count_coalesced(self, looked: bool = True) -> None:
+        """Count a call that got another's answer (``looked``: after its own lookup missed)."""
+        self.stats.coalesced(looked=looked)
 
     def count_retry(self) -> None:
         """Count a retried upstream call."""
@@ -122,17 +138,18 @@ class State:
         except ImportError as exc:
             warn_once(
                 ("semantic-extra",),
-                "semantic caching needs the 'semantic' extra (pip install 'memollm[semantic]'): %s; "
+                "semantic caching needs the 'semantic' extra (pip install 'memollm-cache[semantic]'): %s; "
                 "caching exact matches only",
                 exc,
             )
             return None
-        shape = (id(policy.embedder), id(policy.verify), policy.semantic_top_k, policy.semantic_max_entries,
+        verify = _verifier(policy)
+        shape = (id(policy.embedder), id(verify), policy.semantic_top_k, policy.semantic_max_entries,
                  policy.semantic_max_bytes)  # fmt: skip
         if self._semantic is None or self._semantic_shape != shape:
             self._semantic = SemanticTier(
                 embedder=policy.embedder,
-                verify=policy.verify,
+                verify=verify,
                 top_k=policy.semantic_top_k,
                 max_entries=policy.semantic_max_entries,
                 max_bytes=policy.semantic_max_bytes,
@@ -140,3 +157,20 @@ class State:
             )
             self._semantic_shape = shape
         return self._semantic
+
+
+def _verifier(policy: Policy) -> Any:
+    """The check candidates must pass.
+
+    A Semantic's own; the vetoes alone in error-bounded mode (the bound decides the rest);
+    else the policy's ``verify`` (None: the vetoes and the learned model).
+    """
+    semantic = policy.semantic
+    if isinstance(semantic, Semantic):
+        if semantic.verify is not None:
+            return semantic.verify
+        if semantic.max_error is not None:
+            from ..semantic.verify import default_verifier
+
+            return default_verifier
+    return policy.verify

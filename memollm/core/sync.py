@@ -18,7 +18,7 @@ from ..config import generation
 from ..outcomes import Outcome, active_lookup
 from ..switches import NORMAL, mode
 from . import lifetime, similar, tiers, upstream
-from .decide import Decision, decide, serve_stale, shared
+from .decide import Decision, decide, followed, serve_stale, shared
 from .encode import encode
 from .entry import MISSING
 from .observe import decided, note, observed, observed_stream
@@ -102,7 +102,7 @@ class SyncFace:
             return serve_stale(state, stale)
         if pending is not None and led:
             similar.remember(state, plan, key, pending, result=result, data=data)
-        return result if led else shared(state, result, data)
+        return result if led else shared(state, result, data, looked=read)
 
     def fetch(self, plan: Plan, key: str, read: bool, made: Call) -> tuple[Any, bytes | None]:
         """The leader's work on a miss: the result and its encoded bytes (None if not stored)."""
@@ -110,8 +110,7 @@ class SyncFace:
         if read and plan.single_flight:
             stored = tiers.recheck(state, plan, key, KIND_VALUE)
             if stored is not None:  # a caller that finished just before us stored it
-                state.count_coalesced()
-                return stored.entry.value, stored.data
+                return followed(state, stored.entry, stored.data, looked=True)
         lease = None
         if plan.lock is not None:
             try:
@@ -125,8 +124,7 @@ class SyncFace:
                 state.tier_failed(plan, plan.lock.name, exc)
             else:
                 if waited.found is not None:
-                    state.count_coalesced()
-                    return waited.found.entry.value, waited.found.data
+                    return followed(state, waited.found.entry, waited.found.data, looked=read)
                 lease = waited.lease
         try:
             result, worth = upstream.paid(state, plan, made)
@@ -169,7 +167,7 @@ class SyncFace:
         else:
             opened = lambda: upstream.call(state, plan, made, upstream.first)  # noqa: E731
             source = state.stream_flights.read(
-                key, opened, self.recorder(plan, key, made, pending), state.count_coalesced
+                key, opened, self.recorder(plan, key, made, pending), lambda: state.count_coalesced(read)
             )
         sent = 0
         try:

@@ -17,7 +17,7 @@ from ..codec import Entry
 from ..outcomes import Outcome
 from ..statistics import Worth
 from .entry import MISSING, Memo, Rejected, accept, fresh_memo, live, remaining, shareable, stale_ok
-from .observe import note
+from .observe import note, why
 
 if TYPE_CHECKING:
     from .plan import Plan
@@ -69,6 +69,7 @@ def _hit(state: State, plan: Plan, index: int, entry: Entry | None, memo: Memo |
 def _missed(state: State, stale: Entry | None) -> Found:
     state.stats.add("misses")
     note(Outcome.MISS)
+    why(None)
     return (MISSING, None, stale)
 
 

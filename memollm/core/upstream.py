@@ -7,7 +7,8 @@ later hit on it, in any tier and any process, adds it to the savings.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
+from types import MethodType
 from typing import TYPE_CHECKING, Any
 
 from .._log import warn_limited
@@ -80,11 +81,10 @@ async def apaid(state: State, plan: Plan, made: Call) -> tuple[Any, Worth | None
 def worth_of(state: State, plan: Plan, made: Call, result: Any, latency: float) -> Worth | None:
     """What a hit on this fresh result will save: its call's tokens, cost and duration."""
     try:
-        _, args, kwargs = made
-        model = kwargs.get("model")
-        if model is None:
-            model = next((a.get("model") for a in args if isinstance(a, Mapping)), None)
-        model = model if isinstance(model, str) else None
+        wrapped, args, kwargs = made
+        # The same bound arguments the key reads: a default model prices the call too.
+        instance = wrapped.__self__ if isinstance(wrapped, MethodType) else None
+        model = plan.keys.model_of(instance, args, kwargs)
         prompt = prompt_text((*args, *kwargs.values()))
         usage = (plan.policy.usage or usage_of)(result, prompt, model)
         return Worth(

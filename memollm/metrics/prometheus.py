@@ -53,6 +53,12 @@ _COUNTERS = (
     ("uncacheable", "Calls whose arguments could not be keyed (called through uncached)."),
     ("retries", "Retried upstream calls."),
     ("stores", "Entries written."),
+    (
+        "explorations",
+        "Model calls made where a similar entry was not yet safe to serve (error-bounded mode).",
+    ),
+    ("semantic_checks", "Fresh answers compared with cached ones (error-bounded mode)."),
+    ("semantic_wrong", "Comparisons that found the cached answer different (error-bounded mode)."),
 )
 
 
@@ -91,6 +97,11 @@ class StatsCollector(Collector):
             "memollm_latency_saved_seconds", "Seconds of upstream calls hits replaced.", labels=["function"]
         )
         rate = GaugeMetricFamily("memollm_hit_rate", "Hits over lookups since start.", labels=["function"])
+        error = GaugeMetricFamily(
+            "memollm_semantic_error",
+            "Estimated share of wrong semantic hits, with its 95% interval (error-bounded mode).",
+            labels=["function", "bound"],
+        )
         for function, stats in by_function.items():
             for tier, n in sorted(stats.hits.items()):
                 hits.add_metric([function, tier], n)
@@ -102,7 +113,12 @@ class StatsCollector(Collector):
             money.add_metric([function], stats.cost_saved)
             seconds.add_metric([function], stats.latency_saved)
             rate.add_metric([function], stats.hit_rate)
-        yield from (hits, lookups, *counters.values(), tokens, money, seconds, rate)
+            interval = stats.semantic_error_interval
+            if stats.semantic_error is not None and interval is not None:
+                error.add_metric([function, "estimate"], stats.semantic_error)
+                error.add_metric([function, "low"], interval[0])
+                error.add_metric([function, "high"], interval[1])
+        yield from (hits, lookups, *counters.values(), tokens, money, seconds, rate, error)
 
 
 class _Histograms(Collector):

@@ -13,6 +13,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from .fetch import FILES, complete, default_model_dir, hub_reachable, missing_model_help
+
 __all__ = [
     "DEFAULT_MODEL",
     "BatchingEmbedder",
@@ -31,8 +33,12 @@ class EmbedderUnavailable(RuntimeError):
     """The embedding model could not be loaded; the message says why and how to fix it."""
 
 
+class _Offline(RuntimeError):
+    """The model is not here and cannot be downloaded (its message says how to get it)."""
+
+
 class EmbedderLoading(EmbedderUnavailable):
-    """The embedding model is being downloaded in the background; try again later."""
+    """The embedding model is being fetched in the background; try again later."""
 
 
 @runtime_checkable
@@ -78,6 +84,8 @@ class FastEmbedder:
         self._loading = False
         self.model = model or os.environ.get("MEMOLLM_EMBED_MODEL") or DEFAULT_MODEL
         raw_path = path or os.environ.get("MEMOLLM_EMBED_MODEL_PATH")
+        if not raw_path and self.model == DEFAULT_MODEL and complete(default_model_dir()):
+            raw_path = default_model_dir()  # where `memollm model fetch` put it
         self.path = str(raw_path) if raw_path else None
         self.cache_dir = cache_dir
         self.threads = threads
@@ -121,20 +129,27 @@ class FastEmbedder:
                     raise self._fail(exc) from exc
             if not self.background:
                 try:
-                    self._model = self._open(local_only=False)
+                    self._model = self._fetch()
                 except Exception as exc:
                     raise self._fail(exc) from exc
                 return self._model
             self._loading = True
         threading.Thread(target=self._download, name="memollm-embedder-download", daemon=True).start()
         raise EmbedderLoading(
-            f"downloading the embedding model {self.model!r} in the background; semantic lookups start "
-            f"when it is ready (set MEMOLLM_EMBED_MODEL_PATH to a local copy to skip the download)"
+            f"fetching the embedding model {self.model!r} in the background; semantic lookups start "
+            f"when it is ready (`memollm model fetch`, or MEMOLLM_EMBED_MODEL_PATH set to a local copy, "
+            f"avoids the wait)"
         )
+
+    def _fetch(self) -> Any:
+        """Download the model, unless the hub cannot be reached: then fail at once, saying how to get it."""
+        if not hub_reachable():
+            raise _Offline(missing_model_help(self.model))
+        return self._open(local_only=False)
 
     def _download(self) -> None:
         try:
-            model = self._open(local_only=False)
+            model = self._fetch()
         except Exception as exc:  # noqa: BLE001 - remembered and raised to the next caller
             with self._lock:
                 self._fail(exc)
@@ -156,13 +171,20 @@ class FastEmbedder:
             return TextEmbedding(self.model, local_files_only=True, **options)
 
     def _fail(self, exc: Exception) -> EmbedderUnavailable:
-        self._failure = EmbedderUnavailable(
-            f"cannot load embedding model {self.model!r}"
-            + (f" from {self.path!r}" if self.path else "")
-            + f": {type(exc).__name__}: {exc}. Without internet access, download the model "
-            f"elsewhere and set MEMOLLM_EMBED_MODEL_PATH to its folder; install the extra with "
-            f"pip install 'memollm[semantic]'"
-        )
+        if isinstance(exc, _Offline):
+            message = str(exc)
+        elif isinstance(exc, ImportError):
+            message = f"the semantic extra is not installed ({exc}): pip install 'memollm-cache[semantic]'"
+        elif self.path:
+            message = (
+                f"cannot load the embedding model {self.model!r} from {self.path!r}: {type(exc).__name__}: "
+                f"{str(exc).rstrip('.')}. The folder (path= or MEMOLLM_EMBED_MODEL_PATH) must hold "
+                f"{', '.join(FILES)}; `memollm model fetch {self.path}` fills it"
+            )
+        else:
+            reason = f"{type(exc).__name__}: {str(exc).rstrip('.')}"
+            message = f"cannot load the embedding model {self.model!r}: {reason}"
+        self._failure = EmbedderUnavailable(message)
         return self._failure
 
     def embed(self, texts: Sequence[str]) -> Vectors:

@@ -142,7 +142,7 @@ class _Partition:
             warn_once(
                 ("usearch",),
                 "a semantic partition passed %d vectors but usearch is not installed "
-                "(pip install 'memollm[semantic]'); searching it exactly",
+                "(pip install 'memollm-cache[semantic]'); searching it exactly",
                 self.ann_threshold,
             )
             self.ann_threshold = 2**62  # do not try again

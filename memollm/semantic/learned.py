@@ -15,7 +15,7 @@ from typing import Any
 from .features import FEATURES, features
 from .verify import explain
 
-__all__ = ["LearnedModel", "learned_verifier", "recommended_threshold"]
+__all__ = ["LearnedModel", "learned_score", "learned_threshold", "learned_verifier", "recommended_threshold"]
 
 _MODEL = Path(__file__).with_name("verifier.json")
 
@@ -52,6 +52,16 @@ def _shipped() -> LearnedModel:
 def recommended_threshold() -> float:
     """The cosine threshold ``semantic=True`` means: where the shipped model keeps 95% precision."""
     return _shipped().default_cosine
+
+
+def learned_score(query: str, cached: str, similarity: float) -> float:
+    """The shipped model's probability that serving ``cached``'s answer for ``query`` is right."""
+    return _shipped().score(features(query, cached, similarity))
+
+
+def learned_threshold() -> float:
+    """The score the learned verifier needs to let a candidate through."""
+    return _shipped().threshold
 
 
 def learned_verifier(query: str, cached: str, similarity: float) -> bool:

@@ -12,10 +12,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .._log import warn_once
-from .embedder import BatchingEmbedder, EmbedderUnavailable, FastEmbedder, as_embedder
+from .._log import info_once, warn_once
+from .embedder import BatchingEmbedder, EmbedderLoading, EmbedderUnavailable, FastEmbedder, as_embedder
 from .index import Candidate, SemanticIndex
 from .learned import learned_verifier
+from .why import SemanticCheck, judge
 
 __all__ = ["Pending", "SemanticTier", "default_embedder"]
 
@@ -34,13 +35,20 @@ def default_embedder() -> BatchingEmbedder:
 
 @dataclass(slots=True)
 class Pending:
-    """What a semantic lookup leaves for after the call: index the new entry, compare in shadow mode."""
+    """What a semantic lookup leaves for after the call: index the new entry, compare answers.
+
+    ``shadow``: the would-be hit of shadow mode. ``check``: the candidate error-bounded mode
+    explored instead of serving (``eligible``: it would have been served).
+    """
 
     partition: str
     text: str
     vector: npt.NDArray[np.float32]
     shadow: Candidate | None = None
     shadow_value: Any = None
+    check: Candidate | None = None
+    check_value: Any = None
+    eligible: bool = False
 
 
 class SemanticTier:
@@ -115,6 +123,8 @@ class SemanticTier:
         """The prompt's embedding, or None (with one warning) when the model cannot be used."""
         try:
             return self.embedder.embed_one(text)
+        except EmbedderLoading as exc:
+            info_once(("embedder-loading", name), "%s: exact caching meanwhile: %s", name, exc)
         except EmbedderUnavailable as exc:
             warn_once(
                 ("embedder", str(exc)), "%s: semantic caching is off, exact caching goes on: %s", name, exc
@@ -136,3 +146,14 @@ class SemanticTier:
         for candidate in self.index.search(partition, vector, k=self.top_k, threshold=threshold):
             if verify is None or verify(text, candidate.text, candidate.similarity):
                 yield candidate
+
+    def why_not(
+        self, partition: str, vector: npt.NDArray[np.float32], text: str, threshold: float
+    ) -> SemanticCheck:
+        """Why no stored question's answer was served: the best candidate and what refused it."""
+        found = self.index.search(partition, vector, k=1, threshold=-1.0)
+        if not found:
+            return SemanticCheck(
+                False, "nothing is stored yet for this function, model, parameters and tenant"
+            )
+        return judge(text, found[0].text, found[0].similarity, threshold, self.verify)

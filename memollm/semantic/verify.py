@@ -80,7 +80,9 @@ _UNITS = {
 }  # fmt: skip
 _WORD = re.compile(r"[A-Za-z][\w'.+#-]*[\w+#]|[A-Za-z]|\d[\d.,:]*")
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
-_QUOTED = re.compile(r"[\"'`]([^\"'`]{1,60})[\"'`]")
+# A quote opens where no letter precedes it and closes where none follows: an apostrophe
+# inside a word ("What's France's") is not a quote.
+_QUOTED = re.compile(r"(?<![A-Za-z])[\"'`]([^\"'`]{1,60})[\"'`](?![A-Za-z])")
 _FROM_TO = re.compile(r"\bfrom\s+([\w.-]+)\s+(?:to|into)\s+([\w.-]+)", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"[.!?]\s+")
 
@@ -120,9 +122,21 @@ def entities(text: str) -> list[str]:
             camel = any(c.isupper() for c in token[1:]) and any(c.islower() for c in token)
             capital = i > 0 and token[:1].isupper() and token.lower() not in NEGATIONS
             if (identifier or camel or capital) and token.lower() not in _NOT_ENTITIES:
-                out.append(token.lower())
+                out.append(_entity(token))
     out += [q.lower() for q in _QUOTED.findall(text)]
     return out
+
+
+def _entity(token: str) -> str:
+    """An entity as compared: case-folded, without a possessive or a plural's s.
+
+    "France's" is France and "Sundays" Sunday: the same entity, not a different one.
+    """
+    word = token.lower().replace("\u2019", "'")
+    word = word.removesuffix("'s").removesuffix("'")
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")) and word.isalpha():
+        word = word[:-1]
+    return word
 
 
 def _cjk_share(text: str) -> float:
@@ -172,7 +186,8 @@ def explain(query: str, cached: str) -> str | None:  # noqa: PLR0911 - one retur
     if found is not None:
         return found
     qe, ce = entities(query), entities(cached)
-    only = {e for e in set(qe) ^ set(ce) if not (e in qs and e in cs)}
+    qk, ck = {_entity(w) for w in qs}, {_entity(w) for w in cs}
+    only = {e for e in set(qe) ^ set(ce) if not (e in qk and e in ck)}
     if only:
         return f"entity in one text only: {sorted(only)[0]!r}"
     if order_flips(qe, ce):

@@ -1,0 +1,38 @@
+"""Cache an Anthropic client's calls in place: ``client = memollm.anthropic.wrap(Anthropic(), ttl=600)``.
+
+Needs the ``anthropic`` package (``pip install 'memollm-cache[anthropic]'``). The wrapped
+client's ``messages.create`` is cached (an ``AsyncAnthropic`` client's too), ``stream=True``
+included (the SDK's events, replayed one by one on a hit); everything else is the real
+client's, uncached. ``messages.stream(...)``, the SDK's helper that accumulates a message as
+it streams, is left uncached: use ``messages.create(..., stream=True)`` to cache a stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from .sdk import wrap_client
+
+__all__ = ["METHODS", "wrap"]
+
+METHODS = ("messages.create",)
+C = TypeVar("C")
+
+
+def wrap(client: C, *, methods: Mapping[str, Mapping[str, Any]] | None = None, **policy: Any) -> C:
+    """``client`` (an ``Anthropic`` or ``AsyncAnthropic``) with ``messages.create`` cached.
+
+    Args:
+        client: The client to wrap; it is not changed.
+        methods: Settings for one method on top of the others.
+        **policy: Any :func:`memollm.cached_llm` setting. Cached functions are named
+            ``anthropic.<method>``; ``timeout`` and ``extra_headers`` are never part of a key.
+
+    Returns:
+        A stand-in for ``client`` whose cached methods carry ``.cache``.
+    """
+    import anthropic
+
+    policy.setdefault("version", f"anthropic-{anthropic.__version__}")
+    return wrap_client(client, METHODS, "anthropic", policy, methods)  # type: ignore[no-any-return]
