@@ -1,6 +1,14 @@
 """Speed of the semantic tier: search at 1k-1M entries (exact vs HNSW), embedding, whole lookups.
 
     python benchmarks/bench_semantic.py [--sizes 1000,10000,100000,1000000] [--queries 200]
+    python benchmarks/bench_semantic.py --server [--sizes 10000,100000,1000000]
+
+``--server`` compares the in-process index with the index in a Redis server with vector
+search (Redis 7.4 + RediSearch, assembled by scripts/fetch_redis_stack.py and started on a
+free port): fill rate (the process index alone, and with the shared-log write that today's
+``store_many`` also does with a Redis tier), lookup p50/p99 with recall@1 against exact search, the client
+process's memory (RSS) growth, the server's memory, and what a new process must do before
+its first semantic hit (replay the shared log into its own index, or nothing).
 
 Stored prompts are near-duplicates clustered around real questions embedded with the
 offline model (questions from ../shared/data/en_pairs_dev.jsonl when present, else
@@ -64,7 +72,13 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000,100000,1000000")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--model-path", default=str(ROOT / ".models" / "all-MiniLM-L6-v2"))
+    parser.add_argument("--server", action="store_true", help="the Redis server index, side by side")
     args = parser.parse_args()
+    if args.server:
+        from bench_semantic_server import compare
+
+        compare([int(s) for s in args.sizes.split(",")], args.queries, args.model_path)
+        return
     rng = np.random.default_rng(0)
     model = FastEmbedder(path=args.model_path)
     questions = base_questions(3000)

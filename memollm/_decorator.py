@@ -123,6 +123,7 @@ def cached_llm(
     semantic_top_k: int | _Unset = UNSET,
     semantic_max_entries: int | _Unset = UNSET,
     semantic_max_bytes: int | _Unset = UNSET,
+    semantic_index: Literal["auto", "server", "process"] | _Unset = UNSET,
     usage: Callable[[Any, str, str | None], Any] | _Unset | None = UNSET,
 ) -> _Decorate: ...
 
@@ -150,7 +151,8 @@ def cached_llm(
             ``key``, ``max_entry_bytes``, ``enabled``, ``retry``, ``keys``, ``key_param``,
             ``single_flight``, ``distributed``, ``lock_timeout``, ``stale_ttl``,
             ``refresh_ahead``, ``scope``, ``prompt_arg``, ``embedder``, ``verify``,
-            ``semantic_top_k``, ``semantic_max_entries``, ``semantic_max_bytes``, ``usage``.
+            ``semantic_top_k``, ``semantic_max_entries``, ``semantic_max_bytes``,
+            ``semantic_index``, ``usage``.
 
     Returns:
         The wrapped function, with an :class:`LLMCache` as its ``cache`` attribute:

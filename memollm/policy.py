@@ -177,6 +177,10 @@ class Policy:
             candidate must pass; ``None`` for the built-in guards, ``False`` for none.
         semantic_top_k: Candidates a semantic lookup considers.
         semantic_max_entries: Prompts kept per semantic partition (least recently used go).
+        semantic_index: Where the semantic index lives: ``"auto"`` in the Redis tier's server
+            when it has vector search (Redis Stack, RediSearch, Redis 8), else in each process;
+            ``"server"`` or ``"process"`` to choose (``"server"`` without a server that can,
+            warns once and keeps the process index).
         semantic_max_bytes: Memory the function's semantic index may hold (vectors, prompts,
             graphs), over all its partitions; the least recently used partitions go first.
         usage: ``usage(result, prompt, model) -> memollm.usage.Usage``, the tokens a result
@@ -211,6 +215,7 @@ class Policy:
     semantic_top_k: int = 5
     semantic_max_entries: int = 10_000
     semantic_max_bytes: int = 256 * 1024 * 1024
+    semantic_index: Literal["auto", "server", "process"] = "auto"
     usage: Callable[[Any, str, str | None], Any] | None = None
 
     def __post_init__(self) -> None:
@@ -243,6 +248,9 @@ class Policy:
         size = self.max_entry_bytes
         if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
             raise ConfigError(f"max_entry_bytes must be a positive int, got {size!r}")
+        if self.semantic_index not in ("auto", "server", "process"):
+            where = self.semantic_index
+            raise ConfigError(f"semantic_index must be 'auto', 'server' or 'process', got {where!r}")
         self._check_resilience()
 
     def _check_resilience(self) -> None:
@@ -423,6 +431,7 @@ _CONVERTERS: dict[str, Callable[[str], object]] = {
     "semantic_top_k": int,
     "semantic_max_entries": int,
     "semantic_max_bytes": int,
+    "semantic_index": str,
 }
 _NULLABLE = frozenset(
     {"ttl", "semantic", "version", "stale_ttl", "refresh_ahead", "key_param", "retry", "prompt_arg"}

@@ -88,6 +88,34 @@ def redis_url(redis_server: RedisServer) -> str:
     return redis_server.url
 
 
+@pytest.fixture(scope="session")
+def redis_stack_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A Redis 7.4 with RediSearch (vector search) for the session: scripts/fetch_redis_stack.py."""
+    from .servers import redis_stack
+
+    if redis_stack() is None:
+        reason = "no Redis with vector search (python scripts/fetch_redis_stack.py assembles one)"
+        if os.environ.get("CI"):
+            pytest.fail(reason + "; CI must have it")
+        pytest.skip(reason)
+    server = RedisServer(tmp_path_factory.mktemp("redis-stack"), stack=True)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def stack_url(redis_stack_server: RedisServer) -> str:
+    """The vector-search server's URL, emptied (indexes included) for this test."""
+    if redis_stack_server.process is None:
+        redis_stack_server.start()
+    client = redis_stack_server.client()
+    for name in client.execute_command("FT._LIST"):
+        client.execute_command("FT.DROPINDEX", name)
+    client.flushall()
+    return redis_stack_server.url
+
+
 @pytest.fixture
 def fresh_redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A redis-server of this test's own, to kill, restart or pause."""

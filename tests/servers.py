@@ -44,11 +44,23 @@ def redis_binary() -> str | None:
     return shutil.which("redis-server")
 
 
+STACK = Path(__file__).resolve().parent.parent / ".models" / "redis-stack"  # scripts/fetch_redis_stack.py
+
+
+def redis_stack() -> Path | None:
+    """The Redis 7.4 with RediSearch that scripts/fetch_redis_stack.py assembles, if it is there."""
+    complete = (STACK / "bin" / "redis-server").is_file() and (STACK / "lib" / "redisearch.so").is_file()
+    return STACK if complete and (STACK / "libssl").is_dir() else None
+
+
 class RedisServer:
     """One redis-server on 127.0.0.1 (and a unix socket), which a test may kill, restart or pause."""
 
-    def __init__(self, directory: Path, *, port: int | None = None, extra: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, directory: Path, *, port: int | None = None, extra: tuple[str, ...] = (), stack: bool = False
+    ) -> None:
         self.directory = directory
+        self.stack = stack
         self.port = port or free_port(cluster="--cluster-enabled" in extra)
         self.socket = str(directory / "redis.sock")
         self.extra = extra
@@ -62,15 +74,26 @@ class RedisServer:
 
     def start(self, timeout: float = 10.0) -> None:
         binary = redis_binary()
+        env = None
+        extra = self.extra
+        if self.stack:
+            found = redis_stack()
+            if found is None:
+                raise RuntimeError("no Redis with vector search: run scripts/fetch_redis_stack.py")
+            binary = str(found / "bin" / "redis-server")
+            env = {**os.environ, "LD_LIBRARY_PATH": str(found / "libssl")}
+            extra = ("--loadmodule", str(found / "lib" / "redisearch.so"), *extra)
         if binary is None:
             raise RuntimeError("redis-server is not installed")
         self.directory.mkdir(parents=True, exist_ok=True)
         args = [
             binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
             "--save", "", "--appendonly", "no", "--unixsocket", self.socket, "--unixsocketperm", "700",
-            "--logfile", "", "--daemonize", "no", *self.extra,
+            "--logfile", "", "--daemonize", "no", *extra,
         ]  # fmt: skip
-        self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.process = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        )
         ready = threading.Event()
         started = [False]
         stream = self.process.stdout
@@ -236,7 +259,13 @@ class ServeProcess:
         self.proc = subprocess.Popen(
             self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env, cwd=self.cwd
         )
-        assert eventually(self.healthy, timeout=20)
+        if (
+            not eventually(lambda: self.healthy() or self.proc.poll() is not None, timeout=20)
+            or not self.healthy()
+        ):
+            self.proc.kill()
+            out, err = self.proc.communicate(timeout=15)
+            raise AssertionError(f"memollm serve did not start:\n{out}\n{err}")
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -42,6 +42,7 @@ def test_every_install_instruction_names_this_project() -> None:
 def test_upstream_with_v1_is_not_doubled(upstream: Upstream, tmp_path: Path) -> None:
     """--upstream http://host/v1 and an SDK's /v1/... path reach the upstream as one /v1."""
     openai = pytest.importorskip("openai")
+    pytest.importorskip("uvicorn")
     upstream.script.append(Reply(body=completion("ok")))
     with ServeProcess(upstream.url + "/v1", "--sqlite", str(tmp_path / "p.db")) as serve:
         client = openai.OpenAI(base_url=serve.url + "/v1", api_key="sk-test", max_retries=0)
@@ -54,6 +55,7 @@ def test_serve_keeps_its_file_in_the_user_cache_folder(upstream: Upstream, tmp_p
     """Without --sqlite, serve writes nothing into the current folder, and says where it keeps answers."""
     import os
 
+    pytest.importorskip("uvicorn")
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
     with ServeProcess(upstream.url, env=env, cwd=tmp_path) as serve:

@@ -237,6 +237,7 @@ class TestEmbedder:
         self, llm: FakeLLM, tmp_path: Any, warnings_log: pytest.LogCaptureFixture
     ) -> None:
         """A model that cannot load turns semantic lookups off with one warning saying how to fix it."""
+        pytest.importorskip("fastembed")
         broken = FastEmbedder(path=str(tmp_path / "no-model-here"))
 
         @cached_llm(semantic=0.9, embedder=broken)

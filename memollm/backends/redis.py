@@ -113,7 +113,12 @@ class RedisBackend:
         return f"{self.prefix}:{key}"
 
     def _match(self, prefix: str) -> str:
-        return _GLOB_SPECIAL.sub(r"\\\1", f"{self.prefix}:{prefix}") + "*"
+        return self.glob(f"{self.prefix}:{prefix}") + "*"
+
+    @staticmethod
+    def glob(text: str) -> str:
+        """``text`` with SCAN's pattern characters escaped, to match itself."""
+        return _GLOB_SPECIAL.sub(r"\\\1", text)
 
     # -- sync face ------------------------------------------------------------------
 
@@ -152,7 +157,7 @@ class RedisBackend:
             if limit is not None and seen >= limit:
                 return
             name = found.decode()[start:]
-            if name.startswith("lock:") or name.endswith(
+            if name.startswith(("lock:", "vec:")) or name.endswith(
                 (":vectors", ":obs", ":seen")
             ):  # locks, logs, counters
                 continue

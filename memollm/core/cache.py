@@ -20,7 +20,7 @@ from ..keys import KeyExplanation, SemanticParts
 from ..policy import Policy
 from ..statistics import CacheStats, track
 from ..switches import NORMAL, mode
-from . import peek, similar, tiers
+from . import peek, similar, tiers, vectors
 from .aio import AsyncFace
 from .encode import encode
 from .plan import Plan
@@ -86,7 +86,7 @@ class LLMCache:
     def _forget_all(self) -> Plan:
         plan = self.state.current()
         if plan.semantic is not None:
-            plan.semantic.index.clear(plan.keys.prefix)
+            vectors.clear(self.state, plan, plan.keys.prefix)
         return plan
 
     def invalidate(self, *args: Any, **kwargs: Any) -> None:
@@ -105,7 +105,7 @@ class LLMCache:
         if plan.semantic is not None:
             parts = plan.keys.semantic(self.state.bound, args, kwargs)
             if parts is not None:
-                plan.semantic.index.remove(parts.partition, key)
+                vectors.remove(self.state, plan, parts.partition, key)
         return plan, key
 
     def store(self, result: Any, *args: Any, **kwargs: Any) -> bool:

@@ -8,6 +8,7 @@ capabilities (cross-process locks, a shared log of prompt vectors) are found her
 from __future__ import annotations
 
 import itertools
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -23,6 +24,7 @@ from ..resilience.keypool import KeyPool
 from ..resilience.retry import RetryPolicy
 
 if TYPE_CHECKING:
+    from ..backends.redis_vectors import RedisVectorIndex
     from ..semantic.tier import SemanticTier
 
 __all__ = ["SHADOW_THRESHOLD", "Locking", "Plan", "VectorLog", "build"]
@@ -87,6 +89,7 @@ class Plan:
     refresh_window: float  # a hit with less time left than this is refreshed (0: never)
     semantic: SemanticTier | None
     vector_log: Guarded | None  # the tier whose backend shares prompt vectors
+    server_index: ServerIndex | None  # the semantic index in the Redis server (vector search)
     threshold: float  # cosine threshold of semantic hits
     shadow: bool  # semantic lookups only measured, never served
     adaptive: AdaptiveTTL | None
@@ -149,6 +152,7 @@ def build(
         refresh_window=(ttl or 0.0) * (policy.refresh_ahead or 0.0),
         semantic=semantic,
         vector_log=_capable(tiers, VectorLog) if semantic is not None else None,
+        server_index=_server_index(tiers, policy.semantic_index, fid) if semantic is not None else None,
         threshold=_threshold(policy.semantic),
         shadow=policy.semantic == "shadow",
         adaptive=policy.adaptive,
@@ -173,6 +177,43 @@ def _threshold(semantic: object) -> float:
 
         return recommended_threshold()
     return SHADOW_THRESHOLD
+
+
+@dataclass(frozen=True, slots=True)
+class ServerIndex:
+    """The semantic index in a Redis server, and the tier guarding calls to it."""
+
+    tier: Guarded
+    index: RedisVectorIndex
+
+
+_detected: weakref.WeakKeyDictionary[Backend, RedisVectorIndex | None] = weakref.WeakKeyDictionary()
+
+
+def _server_index(tiers: tuple[Backend, ...], mode: str, fid: str) -> ServerIndex | None:
+    """The Redis tier's server index when the policy allows it and the server can (asked once)."""
+    if mode == "process":
+        return None
+    from ..backends.redis import RedisBackend
+    from ..backends.redis_vectors import RedisVectorIndex, supports_vector_search
+
+    for tier in tiers:
+        backend = tier.backend if isinstance(tier, Guarded) else None
+        if isinstance(tier, Guarded) and isinstance(backend, RedisBackend) and not backend.cluster:
+            if backend not in _detected:
+                try:
+                    able = tier.call(lambda b=backend: supports_vector_search(b))  # type: ignore[misc]
+                except Exception:  # noqa: BLE001 - unreachable now: the process index, asked again later
+                    return None
+                _detected[backend] = RedisVectorIndex(backend) if able else None
+            found = _detected[backend]
+            if found is not None:
+                return ServerIndex(tier, found)
+    if mode == "server":
+        warn_once(("server-index", fid), "%s: semantic_index='server' needs a Redis tier whose server "
+                  "has vector search (Redis Stack, RediSearch, Redis 8); using the in-process index",
+                  fid)  # fmt: skip
+    return None
 
 
 def _evidence_tier(tiers: tuple[Backend, ...]) -> Backend | None:

@@ -15,7 +15,7 @@ from ..outcomes import Outcome, active_lookup
 from ..semantic.bounded import decide
 from ..semantic.why import SemanticCheck
 from ..statistics import Worth
-from . import evidence, lifetime, tiers
+from . import evidence, lifetime, tiers, vectors
 from .entry import MISSING
 from .observe import explored, note, why
 
@@ -54,22 +54,7 @@ def prepare(
     vector = semantic.vector(state.name, parts.text)
     if vector is None:
         return None
-    _pull(state, plan, parts.partition, len(vector))
     return Prepared(parts, vector)
-
-
-def _pull(state: State, plan: Plan, partition: str, dim: int) -> None:
-    """Absorb the vectors other processes (or an earlier run) logged for this partition."""
-    log, semantic = plan.vector_log, plan.semantic
-    if log is None or semantic is None or not semantic.sync_due(partition):
-        return
-    cursor = semantic.cursor(partition)
-    try:
-        rows, cursor = log.call(lambda: log.backend.vlog_since(partition, cursor))
-    except Exception as exc:  # noqa: BLE001 - a failing tier is skipped
-        state.tier_failed(plan, log.name, exc)
-        return
-    semantic.absorb(partition, rows, cursor, dim)
 
 
 def find(state: State, plan: Plan, instance: object, made: Call, kind: int) -> tuple[Any, Pending | None]:
@@ -84,10 +69,10 @@ def find(state: State, plan: Plan, instance: object, made: Call, kind: int) -> t
     assert semantic is not None
     parts, vector = prepared
     pending = Pending(parts.partition, parts.text, vector)
-    for candidate in semantic.candidates(parts.partition, vector, parts.text, plan.threshold):
+    for candidate in vectors.candidates(state, plan, parts.partition, vector, parts.text):
         found = tiers.quiet(state, plan, candidate.key, kind)
         if found is None:  # its entry expired or was evicted: the vector is dangling
-            semantic.index.remove(parts.partition, candidate.key)
+            vectors.remove(state, plan, parts.partition, candidate.key)
             continue
         if plan.shadow:
             pending.shadow, pending.shadow_value = candidate, found.entry.value
@@ -140,15 +125,7 @@ def remember(
     semantic = plan.semantic
     assert semantic is not None
     if data is not None:
-        expires = None if plan.ttl is None else state.clock() + plan.ttl
-        semantic.index.add(pending.partition, key, pending.vector, pending.text, expires)
-        log = plan.vector_log
-        if log is not None:
-            blob = semantic.pack(pending.vector)
-            try:
-                log.call(lambda: log.backend.vlog_append(pending.partition, key, pending.text, blob, expires))
-            except Exception as exc:  # noqa: BLE001 - a failing tier is skipped
-                state.tier_failed(plan, log.name, exc)
+        vectors.add(state, plan, pending.partition, key=key, text=pending.text, vector=pending.vector)
     if pending.shadow is not None:
         same = pending.shadow_value == result
         if not same:
@@ -194,11 +171,10 @@ def index_many(state: State, plan: Plan, stored: list[tuple[str, SemanticParts]]
 
     semantic = plan.semantic
     assert semantic is not None
-    expires = None if plan.ttl is None else state.clock() + plan.ttl
     for start in range(0, len(stored), batch):
         chunk = stored[start : start + batch]
         try:
-            vectors = semantic.embedder.embed([parts.text for _, parts in chunk])
+            embedded = semantic.embedder.embed([parts.text for _, parts in chunk])
         except EmbedderUnavailable as exc:
             warn_once(("embedder", str(exc)), "%s: semantic caching is off, exact caching goes on: %s",
                       state.name, exc)  # fmt: skip
@@ -213,27 +189,4 @@ def index_many(state: State, plan: Plan, stored: list[tuple[str, SemanticParts]]
         for partition, rows in groups.items():
             keys = [chunk[i][0] for i in rows]
             texts = [chunk[i][1].text for i in rows]
-            semantic.index.add_many(partition, keys, vectors[rows], texts, expires)
-            _log_many(state, plan, partition, keys=keys, texts=texts, vectors=vectors[rows], expires=expires)
-
-
-def _log_many(
-    state: State,
-    plan: Plan,
-    partition: str,
-    *,
-    keys: list[str],
-    texts: list[str],
-    vectors: Any,
-    expires: float | None,
-) -> None:
-    log, semantic = plan.vector_log, plan.semantic
-    if log is None or semantic is None:
-        return
-    for key, text, vector in zip(keys, texts, vectors, strict=True):
-        blob = semantic.pack(vector)
-        try:
-            log.call(lambda: log.backend.vlog_append(partition, key, text, blob, expires))  # noqa: B023
-        except Exception as exc:  # noqa: BLE001 - a failing tier is skipped
-            state.tier_failed(plan, log.name, exc)
-            return
+            vectors.add_many(state, plan, partition, keys=keys, texts=texts, vectors=embedded[rows])

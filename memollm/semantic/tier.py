@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,8 +142,12 @@ class SemanticTier:
 
         Verified one at a time, lazily: the caller usually stops at the first.
         """
+        return self.verified(text, self.index.search(partition, vector, k=self.top_k, threshold=threshold))
+
+    def verified(self, text: str, found: Iterable[Candidate]) -> Iterator[Candidate]:
+        """The candidates the verifier lets through for ``text``, in order, lazily."""
         verify = self.verify
-        for candidate in self.index.search(partition, vector, k=self.top_k, threshold=threshold):
+        for candidate in found:
             if verify is None or verify(text, candidate.text, candidate.similarity):
                 yield candidate
 

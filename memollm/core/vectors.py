@@ -1,0 +1,126 @@
+"""Where prompt vectors live: the Redis server's index, or each process's index fed by a shared log.
+
+With a server index (the Redis tier's server has vector search) nothing is kept in the
+process: prompts are added to and searched in the server, and a new process finds every
+prompt at once. Otherwise each process keeps its own index, absorbing what other processes
+(or an earlier run) logged in the Redis or SQLite tier. Either way a failing tier is skipped:
+a lookup finds nothing, exact caching goes on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..semantic.index import Candidate
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    from .plan import Plan
+    from .state import State
+
+__all__ = ["add", "add_many", "candidates", "clear", "remove"]
+
+
+def candidates(
+    state: State, plan: Plan, partition: str, vector: npt.NDArray[np.float32], text: str
+) -> Iterator[Candidate]:
+    """Verified stored prompts similar enough to ``text``, most similar first."""
+    semantic = plan.semantic
+    assert semantic is not None
+    server = plan.server_index
+    if server is None:
+        _pull(state, plan, partition, len(vector))
+        yield from semantic.candidates(partition, vector, text, plan.threshold)
+        return
+    blob = vector.astype(np.float32).tobytes()
+    try:
+        rows = server.tier.call(lambda: server.index.search(partition, blob, semantic.top_k, plan.threshold))
+    except Exception as exc:  # noqa: BLE001 - a failing tier is skipped: no candidate
+        state.tier_failed(plan, server.tier.name, exc)
+        return
+    yield from semantic.verified(
+        text, (Candidate(key, prompt, similarity) for key, prompt, similarity in rows)
+    )
+
+
+def _pull(state: State, plan: Plan, partition: str, dim: int) -> None:
+    """Absorb the vectors other processes (or an earlier run) logged for this partition."""
+    log, semantic = plan.vector_log, plan.semantic
+    if log is None or semantic is None or not semantic.sync_due(partition):
+        return
+    cursor = semantic.cursor(partition)
+    try:
+        rows, cursor = log.call(lambda: log.backend.vlog_since(partition, cursor))
+    except Exception as exc:  # noqa: BLE001 - a failing tier is skipped
+        state.tier_failed(plan, log.name, exc)
+        return
+    semantic.absorb(partition, rows, cursor, dim)
+
+
+def add(
+    state: State, plan: Plan, partition: str, *, key: str, text: str, vector: npt.NDArray[np.float32]
+) -> None:
+    """Index one new entry's prompt."""
+    add_many(state, plan, partition, keys=[key], texts=[text], vectors=vector[None, :])
+
+
+def add_many(
+    state: State, plan: Plan, partition: str, *, keys: list[str], texts: list[str], vectors: Any
+) -> None:
+    """Index new entries' prompts of one partition (in the server, or here and in the log)."""
+    semantic = plan.semantic
+    assert semantic is not None
+    expires = None if plan.ttl is None else state.clock() + plan.ttl
+    server = plan.server_index
+    if server is not None:
+        rows = [
+            (k, t, np.asarray(v, dtype=np.float32).tobytes())
+            for k, t, v in zip(keys, texts, vectors, strict=True)
+        ]
+        try:
+            server.tier.call(lambda: server.index.add_many(partition, rows, expires))
+        except Exception as exc:  # noqa: BLE001 - a failing tier is skipped: the prompts go unindexed
+            state.tier_failed(plan, server.tier.name, exc)
+        return
+    semantic.index.add_many(partition, keys, vectors, texts, expires)
+    log = plan.vector_log
+    if log is None:
+        return
+    for key, text, vector in zip(keys, texts, vectors, strict=True):
+        blob = semantic.pack(vector)
+        try:
+            log.call(lambda: log.backend.vlog_append(partition, key, text, blob, expires))  # noqa: B023
+        except Exception as exc:  # noqa: BLE001 - a failing tier is skipped
+            state.tier_failed(plan, log.name, exc)
+            return
+
+
+def remove(state: State, plan: Plan, partition: str, key: str) -> None:
+    """Forget a prompt whose entry is gone (expired, evicted or invalidated)."""
+    semantic = plan.semantic
+    assert semantic is not None
+    server = plan.server_index
+    if server is None:
+        semantic.index.remove(partition, key)
+        return
+    try:
+        server.tier.call(lambda: server.index.remove(key))
+    except Exception as exc:  # noqa: BLE001 - a failing tier is skipped: the candidate is checked anyway
+        state.tier_failed(plan, server.tier.name, exc)
+
+
+def clear(state: State, plan: Plan, prefix: str) -> None:
+    """Forget the prompts of every entry under ``prefix``."""
+    semantic = plan.semantic
+    assert semantic is not None
+    semantic.index.clear(prefix)
+    server = plan.server_index
+    if server is not None:
+        try:
+            server.tier.call(lambda: server.index.clear(prefix))
+        except Exception as exc:  # noqa: BLE001 - a failing tier is skipped
+            state.tier_failed(plan, server.tier.name, exc)

@@ -1,0 +1,203 @@
+"""The semantic index in a Redis server with vector search (Redis 7.4 + RediSearch), and its fallbacks."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis as redis_py
+
+import memollm
+from memollm import cached_llm
+from memollm.backends import MemoryBackend
+from memollm.backends.redis import RedisBackend
+from memollm.backends.redis_vectors import RedisVectorIndex, supports_vector_search
+from memollm.testing import FakeLLM
+
+from .test_semantic import LOOKALIKES, PARAPHRASES
+
+
+def semantic_fn(llm: FakeLLM, embedder: Any, url: str, **settings: Any) -> Any:
+    @cached_llm(tiers=(MemoryBackend(), RedisBackend(url)), semantic=0.85, embedder=embedder, **settings)
+    def ask(question: str, model: str = "m") -> str:
+        return llm(question, model)
+
+    return ask
+
+
+def vector_keys(url: str) -> list[bytes]:
+    return list(redis_py.Redis.from_url(url).scan_iter(match="memollm:vec:*"))
+
+
+def test_detection(stack_url: str, redis_url: str) -> None:
+    assert supports_vector_search(RedisBackend(stack_url))
+    assert not supports_vector_search(RedisBackend(redis_url))
+
+
+def test_paraphrases_are_found_in_the_server(stack_url: str, embedder: Any) -> None:
+    llm = FakeLLM()
+    ask = semantic_fn(llm, embedder, stack_url)
+    for first, second in PARAPHRASES:
+        assert ask(second) == ask(first)
+    assert llm.calls == len(PARAPHRASES)
+    assert ask.cache.stats().hits == {"semantic": len(PARAPHRASES)}
+    admin = redis_py.Redis.from_url(stack_url)
+    assert len(vector_keys(stack_url)) == len(PARAPHRASES)
+    assert not list(admin.scan_iter(match="*:vectors"))  # no log to replay: the server holds the index
+
+
+def test_plain_redis_keeps_the_process_index(redis_url: str, embedder: Any) -> None:
+    llm = FakeLLM()
+    ask = semantic_fn(llm, embedder, redis_url)
+    first, second = PARAPHRASES[0]
+    ask(first)
+    assert ask(second) == ask(first) and llm.calls == 1
+    assert vector_keys(redis_url) == []
+    assert list(redis_py.Redis.from_url(redis_url).scan_iter(match="*:vectors"))
+
+
+def test_the_setting_forces_either(stack_url: str, redis_url: str, embedder: Any, caplog: Any) -> None:
+    llm = FakeLLM()
+    process = semantic_fn(llm, embedder, stack_url, semantic_index="process")
+    process(PARAPHRASES[0][0])
+    assert vector_keys(stack_url) == []
+    with caplog.at_level(logging.WARNING, logger="memollm"):
+        server = semantic_fn(llm, embedder, redis_url, semantic_index="server")
+        first, second = PARAPHRASES[1]
+        server(first)
+        assert server(second) == server(first)
+    assert "semantic_index='server'" in caplog.text
+
+
+def test_a_cluster_tier_shares_the_process_index_through_its_log(cluster_url: str, embedder: Any) -> None:
+    """The documented Cluster set-up: no server index (RediSearch searches one node), the log is shared."""
+    assert not supports_vector_search(RedisBackend(cluster_url, cluster=True))
+    llm = FakeLLM()
+
+    def worker() -> Any:
+        tiers = (MemoryBackend(), RedisBackend(cluster_url, cluster=True))
+
+        @cached_llm(tiers=tiers, semantic=0.85, embedder=embedder, semantic_index="auto")
+        def ask(question: str) -> str:
+            return llm(question)
+
+        return ask
+
+    one, two = worker(), worker()  # two processes' worth of state: separate memory, separate index
+    first, second = PARAPHRASES[0]
+    answer = one(first)
+    assert two(second) == answer and llm.calls == 1
+    assert two.cache.stats().hits == {"semantic": 1}
+    admin = redis_py.RedisCluster.from_url(cluster_url)
+    assert list(admin.scan_iter(match="memollm:vec:*")) == []
+    assert list(admin.scan_iter(match="*:vectors"))  # the shared log the second worker read
+
+
+def test_tenants_and_partitions_never_cross(stack_url: str, embedder: Any) -> None:
+    llm = FakeLLM()
+    ask = semantic_fn(llm, embedder, stack_url)
+    first, second = PARAPHRASES[0]
+    with memollm.tenant("a"):
+        ask(first)
+    with memollm.tenant("b"):
+        ask(second)
+    ask(second, model="other")
+    assert llm.calls == 3
+
+
+def test_the_verifier_still_decides(stack_url: str, embedder: Any) -> None:
+    llm = FakeLLM()
+    ask = semantic_fn(llm, embedder, stack_url)
+    for a, b in LOOKALIKES:
+        assert ask(a) != ask(b)
+    assert llm.calls == 2 * len(LOOKALIKES)
+
+
+def test_a_candidate_must_be_a_live_entry(stack_url: str, embedder: Any) -> None:
+    """An invalidated entry is never served; its vector goes; clear() removes every vector."""
+    llm = FakeLLM()
+    ask = semantic_fn(llm, embedder, stack_url)
+    first, second = PARAPHRASES[2]
+    ask(first)
+    ask.cache.invalidate(first)
+    assert vector_keys(stack_url) == []
+    ask(second)
+    assert llm.calls == 2
+    redis_py.Redis.from_url(stack_url).delete(*redis_py.Redis.from_url(stack_url).keys("memollm:default:*"))
+    ask.cache.clear()  # the memory tier too: the next lookup must go to the server index
+    ask(first)
+    assert llm.calls == 3
+    assert len(vector_keys(stack_url)) == 1
+    ask.cache.clear()
+    assert vector_keys(stack_url) == []
+
+
+def test_a_vanished_server_fails_open(embedder: Any, tmp_path: Path) -> None:
+    from .servers import RedisServer, redis_stack
+
+    if redis_stack() is None:
+        pytest.skip("no Redis with vector search")
+    server = RedisServer(tmp_path / "stack", stack=True)
+    server.start()
+    llm = FakeLLM()
+    ask = semantic_fn(llm, embedder, server.url)
+    first, second = PARAPHRASES[0]
+    ask(first)
+    server.kill()
+    assert ask(first) == ask(first)  # the memory tier still answers exact repeats
+    ask(second)  # the server index is gone: a miss, never an exception
+    assert llm.calls == 2
+    assert ask.cache.stats().errors >= 1
+
+
+NEW_PROCESS = """
+import json, sys
+from memollm import cached_llm
+from memollm.testing import FakeLLM
+
+llm = FakeLLM()
+
+@cached_llm(tiers=["memory", "redis"], semantic=0.85)
+def ask(question: str) -> str:
+    return llm(question)
+
+answer = ask(sys.argv[1])
+print(json.dumps({"calls": llm.calls, "hits": dict(ask.cache.stats().hits), "answer": answer}))
+"""
+
+
+def test_a_new_process_serves_from_its_first_lookup(stack_url: str, model_path: str, tmp_path: Path) -> None:
+    script = tmp_path / "app.py"
+    script.write_text(NEW_PROCESS)
+    env = {**os.environ, "MEMOLLM_REDIS_URL": stack_url, "MEMOLLM_EMBED_MODEL_PATH": model_path}
+
+    def run(question: str) -> dict[str, Any]:
+        command = [sys.executable, str(script), question]
+        out = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
+        return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+    first, second = PARAPHRASES[1]
+    stored = run(first)
+    served = run(second)
+    assert served == {"calls": 0, "hits": {"semantic": 1}, "answer": stored["answer"]}
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_replies_of_the_wrong_shape_are_skipped(stack_url: str, protocol: int) -> None:
+    """Stored bytes are untrusted: a vector hash with a bad text is skipped; RESP2 and RESP3 alike."""
+    import numpy as np
+
+    index = RedisVectorIndex(RedisBackend(stack_url, protocol=protocol))
+    vector = np.ones(4, dtype=np.float32) / 2
+    index.add("p", "good", "a prompt", vector.tobytes(), None)
+    index.add("p", "bad", "x", vector.tobytes(), None)
+    redis_py.Redis.from_url(stack_url).hset("memollm:vec:bad", "t", b"\xff\xfe")  # not UTF-8
+    found = index.search("p", vector.tobytes(), 5, 0.5)
+    assert [(key, text) for key, text, _ in found] == [("good", "a prompt")]
+    assert index.search("other partition", vector.tobytes(), 5, 0.0) == []
