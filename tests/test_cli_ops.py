@@ -201,16 +201,20 @@ def test_every_command_as_a_real_process(tmp_path: Path) -> None:
     path = tmp_path / "c.db"
     env = {**os.environ, "COLUMNS": "200", "MEMOLLM_SQLITE_PATH": str(path)}
 
+    errors: list[str] = []
+
     def cli(*args: str) -> str:
         out = subprocess.run(
             [sys.executable, "-m", "memollm.cli", *args], capture_output=True, text=True, env=env, check=False
         )
         assert out.returncode == 0, out.stdout + out.stderr
         assert "Traceback" not in out.stderr
+        errors.append(out.stderr)
         return out.stdout
 
     demo = cli("demo", "--requests", "50", "--latency", "0", "--no-semantic", "--sqlite", str(path))
     assert "model calls made" in demo
+    assert errors[-1].strip() == ""  # a first run warns about nothing
     stats = cli("stats")
     assert "memollm.demo.ask" in stats
     key = next(k for k, _ in SQLiteBackend(path).scan(limit=1))

@@ -170,6 +170,7 @@ def _cached_model(workload: Workload, latency: float, model: str, path: Path, th
         name="memollm.demo.ask",
         tiers=("memory", "sqlite"),
         ttl=3600,
+        version="demo",  # the simulated model is a closure value; its answers never change
         semantic=threshold,
         prompt_arg="question",
     )(complete)

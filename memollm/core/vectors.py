@@ -12,13 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from ..semantic.index import Candidate
-
 if TYPE_CHECKING:
+    import numpy as np
     import numpy.typing as npt
 
+    from ..semantic.index import Candidate
     from .plan import Plan
     from .state import State
 
@@ -36,7 +34,9 @@ def candidates(
         _pull(state, plan, partition, len(vector))
         yield from semantic.candidates(partition, vector, text, plan.threshold)
         return
-    blob = vector.astype(np.float32).tobytes()
+    from ..semantic.index import Candidate  # the semantic extra is there: a vector was made
+
+    blob = vector.astype("float32").tobytes()
     try:
         rows = server.tier.call(lambda: server.index.search(partition, blob, semantic.top_k, plan.threshold))
     except Exception as exc:  # noqa: BLE001 - a failing tier is skipped: no candidate
@@ -77,6 +77,8 @@ def add_many(
     expires = None if plan.ttl is None else state.clock() + plan.ttl
     server = plan.server_index
     if server is not None:
+        import numpy as np  # the semantic extra is there: vectors were made
+
         rows = [
             (k, t, np.asarray(v, dtype=np.float32).tobytes())
             for k, t, v in zip(keys, texts, vectors, strict=True)
