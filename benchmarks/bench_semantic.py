@@ -5,7 +5,7 @@
 
 ``--server`` compares the in-process index with the index in a Redis server with vector
 search (Redis 7.4 + RediSearch, assembled by scripts/fetch_redis_stack.py and started on a
-free port): fill rate (the process index alone, and with the shared-log write that today's
+free port): fill rate (the process index alone, and with the shared-log write that its
 ``store_many`` also does with a Redis tier), lookup p50/p99 with recall@1 against exact search, the client
 process's memory (RSS) growth, the server's memory, and what a new process must do before
 its first semantic hit (replay the shared log into its own index, or nothing).

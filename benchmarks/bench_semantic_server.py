@@ -127,12 +127,16 @@ def compare(sizes: list[int], queries: int, model_path: str) -> None:
 
 
 def _log_seconds(backend: RedisBackend, stored: np.ndarray, keys: list[str], texts: list[str]) -> float:
-    """The other half of today's bulk fill with a Redis tier: each prompt also goes to the shared
-    log (one XADD per prompt, as ``store_many`` does), so other processes can absorb it."""
+    """The other half of the process index's bulk fill with a Redis tier: each prompt also goes
+    to the shared log (pipelined XADDs, as ``store_many`` does), so other processes absorb it."""
     backend.vlog_max = len(keys) + 1
     started = time.perf_counter()
-    for key, text, vector in zip(keys, texts, stored, strict=True):
-        backend.vlog_append("fill", key, text, vector.astype(np.float16).tobytes(), None)
+    for start in range(0, len(keys), 10_000):
+        rows = [
+            (keys[i], texts[i], stored[i].astype(np.float16).tobytes())
+            for i in range(start, min(len(keys), start + 10_000))
+        ]
+        backend.vlog_extend("fill", rows, None)
     seconds = time.perf_counter() - started
     backend.client.delete(*backend.client.keys(f"{backend.prefix}:*fill*"))
     return seconds

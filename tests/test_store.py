@@ -140,6 +140,50 @@ def test_store_many_reaches_the_shared_vector_log(tmp_path: Any) -> None:
     assert later("hours: when are you open?") == "9 to 5"
 
 
+def _by_number(texts: list[str]) -> Any:
+    """Vectors that depend only on the number in a text: "question 7" and "number 7, please" match."""
+    out = []
+    for text in texts:
+        number = int("".join(c for c in text if c.isdigit()))
+        vector = np.random.default_rng(number).normal(size=32).astype(np.float32)
+        out.append(vector / np.linalg.norm(vector))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("where", ["sqlite", "redis", "cluster"])
+def test_a_large_preload_is_logged_whole(where: str, tmp_path: Any, request: pytest.FixtureRequest) -> None:
+    """Thousands of preloaded prompts (more than one pipeline's worth) all reach a later process."""
+    from memollm.backends.redis import RedisBackend
+    from memollm.backends.sqlite import SQLiteBackend
+
+    count = 4_100
+
+    def make() -> Any:
+        shared: Any
+        if where == "sqlite":
+            shared = SQLiteBackend(tmp_path / "c.db")
+        elif where == "redis":
+            shared = RedisBackend(request.getfixturevalue("redis_url"))
+        else:
+            shared = RedisBackend(request.getfixturevalue("cluster_url"), cluster=True)
+
+        @memollm.cached_llm(
+            tiers=(MemoryBackend(), shared), semantic=0.95, embedder=_by_number, verify=False,
+            semantic_index="process",
+        )  # fmt: skip
+        def ask(question: str) -> str:
+            return "fresh"
+
+        return ask
+
+    stored = make().cache.store_many([(f"question {i}", f"answer {i}") for i in range(count)])
+    assert stored == count
+    later = make()  # an empty memory tier and an empty index, as in a new process
+    for i in (0, 1999, 2000, 2001, count - 1):
+        assert later(f"number {i}, please") == f"answer {i}"
+    assert later.cache.stats().hits == {"semantic": 5}
+
+
 def test_the_same_prompt_again_is_not_reindexed() -> None:
     from memollm.semantic.index import SemanticIndex
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import redis
@@ -32,6 +32,7 @@ _RENEW = (
 )
 _SCAN_COUNT = 1000
 _UNLINK_BATCH = 500
+_PIPELINE_BATCH = 2000
 
 
 class RedisBackend:
@@ -228,8 +229,23 @@ class RedisBackend:
 
     def vlog_append(self, partition: str, key: str, text: str, vector: bytes, expires: float | None) -> None:
         """XADD a prompt vector to ``partition``'s stream (trimmed to about ``vlog_max`` entries)."""
-        fields = {"k": key, "t": text, "v": vector, "e": "" if expires is None else repr(expires)}
-        self.client.xadd(self._vlog_key(partition), fields, maxlen=self.vlog_max, approximate=True)
+        self.vlog_extend(partition, [(key, text, vector)], expires)
+
+    def vlog_extend(
+        self, partition: str, rows: Iterable[tuple[str, str, bytes]], expires: float | None
+    ) -> None:
+        """XADD many (key, text, vector) rows of ``partition``, pipelined (one stream: one slot)."""
+        name, until = self._vlog_key(partition), "" if expires is None else repr(expires)
+        pipe = self.client.pipeline(transaction=False)
+        queued = 0
+        for key, text, vector in rows:
+            fields = {"k": key, "t": text, "v": vector, "e": until}
+            pipe.xadd(name, fields, maxlen=self.vlog_max, approximate=True)
+            queued += 1
+            if queued % _PIPELINE_BATCH == 0:
+                pipe.execute()
+        if queued % _PIPELINE_BATCH:
+            pipe.execute()
 
     def vlog_since(
         self, partition: str, cursor: object

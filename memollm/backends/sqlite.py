@@ -7,7 +7,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -198,6 +198,22 @@ class SQLiteBackend:
             "INSERT INTO vectors (partition, key, text, vector, expires) VALUES (?, ?, ?, ?, ?)",
             (partition, key, text, vector, expires),
         )
+
+    def vlog_extend(
+        self, partition: str, rows: Iterable[tuple[str, str, bytes]], expires: float | None
+    ) -> None:
+        """Record many (key, text, vector) rows of ``partition`` in one transaction."""
+        db = self._connect()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany(
+                "INSERT INTO vectors (partition, key, text, vector, expires) VALUES (?, ?, ?, ?, ?)",
+                ((partition, key, text, vector, expires) for key, text, vector in rows),
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     def vlog_since(
         self, partition: str, cursor: object

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -49,8 +49,8 @@ class Locking(Protocol):
 class VectorLog(Protocol):
     """A backend that shares prompt vectors between processes (Redis streams, a SQLite table)."""
 
-    def vlog_append(  # noqa: D102
-        self, partition: str, key: str, text: str, vector: bytes, expires: float | None
+    def vlog_extend(  # noqa: D102
+        self, partition: str, rows: Iterable[tuple[str, str, bytes]], expires: float | None
     ) -> None: ...
     def vlog_since(  # noqa: D102
         self, partition: str, cursor: object

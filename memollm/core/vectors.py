@@ -92,13 +92,13 @@ def add_many(
     log = plan.vector_log
     if log is None:
         return
-    for key, text, vector in zip(keys, texts, vectors, strict=True):
-        blob = semantic.pack(vector)
-        try:
-            log.call(lambda: log.backend.vlog_append(partition, key, text, blob, expires))  # noqa: B023
-        except Exception as exc:  # noqa: BLE001 - a failing tier is skipped
-            state.tier_failed(plan, log.name, exc)
-            return
+    rows = [
+        (key, text, semantic.pack(vector)) for key, text, vector in zip(keys, texts, vectors, strict=True)
+    ]
+    try:
+        log.call(lambda: log.backend.vlog_extend(partition, rows, expires))
+    except Exception as exc:  # noqa: BLE001 - a failing tier is skipped
+        state.tier_failed(plan, log.name, exc)
 
 
 def remove(state: State, plan: Plan, partition: str, key: str) -> None:
