@@ -7,6 +7,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +155,44 @@ def test_a_vanished_server_fails_open(embedder: Any, tmp_path: Path) -> None:
     ask(second)  # the server index is gone: a miss, never an exception
     assert llm.calls == 2
     assert ask.cache.stats().errors >= 1
+
+
+@pytest.mark.parametrize("face", ["aclear", "ainvalidate"])
+async def test_async_forgetting_leaves_the_loop_free(face: str, embedder: Any, tmp_path: Path) -> None:
+    """With the index in a stalled server, aclear()/ainvalidate() wait in a thread, not on the loop."""
+    import asyncio
+
+    from .servers import RedisServer, redis_stack
+
+    if redis_stack() is None:
+        pytest.skip("no Redis with vector search")
+    server = RedisServer(tmp_path / "stack", stack=True)
+    server.start()
+    try:
+        llm = FakeLLM()
+
+        @cached_llm(
+            tiers=(MemoryBackend(), RedisBackend(server.url, timeout=5)), semantic=0.85, embedder=embedder
+        )
+        async def ask(question: str) -> str:
+            return llm(question)
+
+        first = PARAPHRASES[0][0]
+        await ask(first)
+        assert len(vector_keys(server.url)) == 1
+        server.pause()
+        forgetting = asyncio.create_task(getattr(ask.cache, face)(*([] if face == "aclear" else [first])))
+        started = time.monotonic()
+        for _ in range(20):  # the loop keeps turning while the stalled call waits (5 s timeout)
+            await asyncio.sleep(0)
+        assert time.monotonic() - started < 2.5
+        assert not forgetting.done()
+        server.resume()
+        await forgetting
+        assert vector_keys(server.url) == []
+    finally:
+        server.resume()
+        server.stop()
 
 
 NEW_PROCESS = """

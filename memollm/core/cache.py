@@ -7,6 +7,7 @@ faces, sync or async, at decoration time.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -75,38 +76,42 @@ class LLMCache:
 
     def clear(self) -> int:
         """Remove this function's entries (all argument values, all versions) from every tier."""
-        plan = self._forget_all()
+        plan = self.state.current()
+        self._clear_vectors(plan)
         return tiers.each(self.state, plan, lambda tier: tier.clear(plan.keys.prefix))
 
     async def aclear(self) -> int:
         """Async face of :meth:`clear`."""
-        plan = self._forget_all()
-        return await tiers.aeach(self.state, plan, lambda tier: tier.aclear(plan.keys.prefix))
-
-    def _forget_all(self) -> Plan:
         plan = self.state.current()
-        if plan.semantic is not None:
-            vectors.clear(self.state, plan, plan.keys.prefix)
-        return plan
+        await asyncio.to_thread(self._clear_vectors, plan)  # the server index is Redis I/O
+        return await tiers.aeach(self.state, plan, lambda tier: tier.aclear(plan.keys.prefix))
 
     def invalidate(self, *args: Any, **kwargs: Any) -> None:
         """Remove the entry for one call, given the function's arguments (``self`` first for methods)."""
-        plan, key = self._forget_one(args, kwargs)
+        plan, key, partition = self._one(args, kwargs)
+        self._remove_vector(plan, partition, key)
         tiers.each(self.state, plan, lambda tier: tier.delete(key))
 
     async def ainvalidate(self, *args: Any, **kwargs: Any) -> None:
         """Async face of :meth:`invalidate`."""
-        plan, key = self._forget_one(args, kwargs)
+        plan, key, partition = self._one(args, kwargs)
+        await asyncio.to_thread(self._remove_vector, plan, partition, key)
         await tiers.aeach(self.state, plan, lambda tier: tier.adelete(key))
 
-    def _forget_one(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Plan, str]:
+    def _one(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Plan, str, str | None]:
+        """The plan, the entry key and (with a semantic tier) the partition of one call."""
         plan = self.state.current()
         key = plan.keys.info(self.state.bound, args, kwargs).key
+        parts = plan.keys.semantic(self.state.bound, args, kwargs) if plan.semantic is not None else None
+        return plan, key, None if parts is None else parts.partition
+
+    def _clear_vectors(self, plan: Plan) -> None:
         if plan.semantic is not None:
-            parts = plan.keys.semantic(self.state.bound, args, kwargs)
-            if parts is not None:
-                vectors.remove(self.state, plan, parts.partition, key)
-        return plan, key
+            vectors.clear(self.state, plan, plan.keys.prefix)
+
+    def _remove_vector(self, plan: Plan, partition: str | None, key: str) -> None:
+        if plan.semantic is not None and partition is not None:
+            vectors.remove(self.state, plan, partition, key)
 
     def store(self, result: Any, *args: Any, **kwargs: Any) -> bool:
         """Store ``result`` as the answer to a call with these arguments, without making the call.
