@@ -69,6 +69,7 @@ def compare(sizes: list[int], queries: int, model_path: str) -> None:
           f"{'p50 proc':>8} {'p50 srv':>8} {'p99 srv':>8} | {'recall proc':>11} {'recall srv':>10} | "
           f"{'RSS +MB proc':>12} {'RSS +MB srv':>11} {'server MB':>9} | "
           f"{'new process: replay':>19}")  # fmt: skip
+    ratios: list[str] = []
     with tempfile.TemporaryDirectory() as folder:
         proc, url = start_server(folder)
         try:
@@ -121,6 +122,12 @@ def compare(sizes: list[int], queries: int, model_path: str) -> None:
                       f"{agree_proc / len(probes):11.3f} {agree / len(probes):10.3f} | "
                       f"{grew_process:12.0f} {grew_server:11.0f} {memory:9.0f} | "
                       f"{replay:>19}")  # fmt: skip
+                p50_ratio = statistics.median(t_srv) / statistics.median(t_proc)
+                ratios.append(f"{size:9d} | fill {fill_server / fill_today:.2f}x of process+log | "
+                              f"p50 {p50_ratio:.2f}x | client RSS growth {max(grew_server, 0):.0f} "
+                              f"vs {grew_process:.0f} MB")  # fmt: skip
+            print("\n## server index / process index (the floor: today's index)")
+            print("\n".join(ratios))
         finally:
             proc.terminate()
             proc.wait(10)
