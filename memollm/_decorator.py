@@ -125,6 +125,7 @@ def cached_llm(
     semantic_max_bytes: int | _Unset = UNSET,
     semantic_index: Literal["auto", "server", "process"] | _Unset = UNSET,
     usage: Callable[[Any, str, str | None], Any] | _Unset | None = UNSET,
+    answer_text: Callable[[Any], str] | _Unset | None = UNSET,
 ) -> _Decorate: ...
 
 
@@ -152,7 +153,7 @@ def cached_llm(
             ``single_flight``, ``distributed``, ``lock_timeout``, ``stale_ttl``,
             ``refresh_ahead``, ``scope``, ``prompt_arg``, ``embedder``, ``verify``,
             ``semantic_top_k``, ``semantic_max_entries``, ``semantic_max_bytes``,
-            ``semantic_index``, ``usage``.
+            ``semantic_index``, ``usage``, ``answer_text``.
 
     Returns:
         The wrapped function, with an :class:`LLMCache` as its ``cache`` attribute:

@@ -23,7 +23,7 @@ _TIER_NAME = re.compile(r"^[a-z][a-z0-9_\-]{0,31}$")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 # Settings that hold code cannot come from a file or the environment.
-_CODE_ONLY = frozenset({"cache_if", "key", "keys", "scope", "embedder", "verify", "usage"})
+_CODE_ONLY = frozenset({"cache_if", "key", "keys", "scope", "embedder", "verify", "usage", "answer_text"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +186,9 @@ class Policy:
         usage: ``usage(result, prompt, model) -> memollm.usage.Usage``, the tokens a result
             cost, for the savings in stats and events; default :func:`memollm.usage.usage_of`
             (OpenAI- or Anthropic-style ``usage`` when present, else estimated).
+        answer_text: ``answer_text(result) -> str``, the answer a result holds, for comparing a
+            cached answer with a fresh one (error-bounded semantic hits, shadow mode); default
+            :func:`memollm.usage.text_of` (a string, a completion's message, a stream's deltas).
     """
 
     ttl: float | timedelta | AdaptiveTTL | None = 3600.0
@@ -217,6 +220,7 @@ class Policy:
     semantic_max_bytes: int = 256 * 1024 * 1024
     semantic_index: Literal["auto", "server", "process"] = "auto"
     usage: Callable[[Any, str, str | None], Any] | None = None
+    answer_text: Callable[[Any], str] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ttl", _check_ttl(self.ttl))
@@ -227,7 +231,7 @@ class Policy:
             )
         object.__setattr__(self, "tiers", _check_tiers(self.tiers))
         object.__setattr__(self, "semantic", _check_semantic(self.semantic))
-        for name in ("cache_if", "key", "usage"):
+        for name in ("cache_if", "key", "usage", "answer_text"):
             value = getattr(self, name)
             if value is not None and not callable(value):
                 raise ConfigError(f"{name} must be callable or None, got {value!r}")

@@ -87,7 +87,9 @@ class CacheStats:
     ``hits`` counts hits per tier name; ``errors`` counts tier failures and
     results that could not be encoded; ``corrupt`` counts stored entries that
     failed to decode (they are deleted); ``uncacheable`` counts calls whose
-    arguments could not be keyed; ``skipped`` counts results ``cache_if`` refused;
+    arguments could not be keyed; ``skipped`` counts results not stored because ``cache_if``
+    refused them, and ``incomplete`` those of them that were not complete answers (an error
+    sent with status 200, a stream that stopped before its end: see :mod:`memollm.complete`);
     ``retries`` counts retried upstream calls; ``stale`` counts expired entries served
     because the call failed; ``coalesced`` counts calls that got another caller's answer
     (a concurrent identical call in flight, here or in another process): each is also a hit,
@@ -117,6 +119,7 @@ class CacheStats:
     corrupt: int = 0
     uncacheable: int = 0
     skipped: int = 0
+    incomplete: int = 0
     retries: int = 0
     stale: int = 0
     coalesced: int = 0
@@ -203,7 +206,7 @@ class CacheStats:
 
 
 _COUNTERS = (
-    "misses", "stores", "bypasses", "errors", "corrupt", "uncacheable", "skipped",
+    "misses", "stores", "bypasses", "errors", "corrupt", "uncacheable", "skipped", "incomplete",
     "retries", "stale", "coalesced", "refreshes", "shadow_hits", "shadow_mismatches", "explorations",
     "semantic_checks", "semantic_wrong", "eligible_checks", "eligible_wrong",
 )  # fmt: skip

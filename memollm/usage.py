@@ -23,9 +23,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from . import sse
 from ._log import logger
 
-__all__ = ["Usage", "count_tokens", "json_body_usage", "prompt_text", "sse_usage", "text_of", "usage_of"]
+__all__ = [
+    "Usage", "count_tokens", "field_of", "json_body_usage", "prompt_text", "sse_usage", "text_of", "usage_of",
+]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +153,8 @@ def usage_of(result: Any, prompt: str = "", model: str | None = None) -> Usage:
     return Usage(count_tokens(prompt), count_tokens(text_of(result)), True, answered)
 
 
-def _field(obj: Any, name: str) -> Any:
+def field_of(obj: Any, name: str) -> Any:
+    """``obj[name]`` of a mapping, else ``obj.name``; None when absent (SDK objects and parsed JSON alike)."""
     if isinstance(obj, Mapping):
         return obj.get(name)
     return getattr(obj, name, None)
@@ -159,11 +163,11 @@ def _field(obj: Any, name: str) -> Any:
 def _reported(result: Any) -> tuple[int, int] | None:
     if isinstance(result, (str, bytes, int, float, bool)) or result is None:
         return None
-    usage = _field(result, "usage")
+    usage = field_of(result, "usage")
     if usage is None:
         return None
     for names in (("prompt_tokens", "completion_tokens"), ("input_tokens", "output_tokens")):
-        got = (_field(usage, names[0]), _field(usage, names[1]))
+        got = (field_of(usage, names[0]), field_of(usage, names[1]))
         if all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in got):
             return got[0], got[1]
     return None
@@ -172,7 +176,7 @@ def _reported(result: Any) -> tuple[int, int] | None:
 def _model_of(result: Any) -> str | None:
     if isinstance(result, (str, bytes, int, float, bool, list, tuple)) or result is None:
         return None
-    model = _field(result, "model")
+    model = field_of(result, "model")
     return model if isinstance(model, str) else None
 
 
@@ -184,16 +188,22 @@ def text_of(result: Any) -> str:  # noqa: PLR0911 - one return per response shap
         return "".join(text_of(part) for part in result)
     if isinstance(result, (bytes, int, float, bool)) or result is None:
         return ""
-    content = _field(result, "content")  # Anthropic messages, or a message itself
+    kind = field_of(result, "type")
+    if isinstance(kind, str) and kind.startswith(("response.", "message_", "content_block_")):
+        return _event_text(result, kind)
+    content = field_of(result, "content")  # Anthropic messages, or a message itself
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(t for t in (_field(block, "text") for block in content) if isinstance(t, str))
-    choices = _field(result, "choices")
+        return "".join(t for t in (field_of(block, "text") for block in content) if isinstance(t, str))
+    choices = field_of(result, "choices")
     if isinstance(choices, list):
         return "".join(_choice_text(choice) for choice in choices[:1])
+    output = field_of(result, "output")  # a Responses API response: items holding content blocks
+    if isinstance(output, list):
+        return "".join(text_of(item) for item in output)
     for name in ("text", "output_text", "delta"):
-        value = _field(result, name)
+        value = field_of(result, name)
         if isinstance(value, str):
             return value
     return ""
@@ -201,12 +211,36 @@ def text_of(result: Any) -> str:  # noqa: PLR0911 - one return per response shap
 
 def _choice_text(choice: Any) -> str:
     for name in ("message", "delta"):
-        part = _field(choice, name)
+        part = field_of(choice, name)
         if part is not None:
-            content = _field(part, "content")
-            return content if isinstance(content, str) else ""
-    text = _field(choice, "text")
+            content = field_of(part, "content")
+            return (content if isinstance(content, str) else "") + _calls_text(field_of(part, "tool_calls"))
+    text = field_of(choice, "text")
     return text if isinstance(text, str) else ""
+
+
+def _event_text(event: Any, kind: str) -> str:
+    """The text a stream event adds: a Responses API text delta, an Anthropic content delta."""
+    if kind == "response.output_text.delta":
+        delta = field_of(event, "delta")
+        return delta if isinstance(delta, str) else ""
+    if kind == "content_block_delta":
+        return text_of(field_of(event, "delta"))
+    return ""  # events that repeat text already sent (".done", "response.completed") or hold none
+
+
+def _calls_text(calls: Any) -> str:
+    """Tool calls as text: each function's name and arguments (an answer may be only these)."""
+    if not isinstance(calls, list):
+        return ""
+    parts = []
+    for call in calls:
+        function = field_of(call, "function")
+        for name in ("name", "arguments"):
+            value = field_of(function, name)
+            if isinstance(value, str):
+                parts.append(value)
+    return "".join(parts)
 
 
 def prompt_text(arguments: Iterable[Any]) -> str:
@@ -233,12 +267,4 @@ def json_body_usage(body: bytes, model: str | None, prompt: str) -> Usage:
 
 def sse_usage(events: Iterable[bytes], model: str | None, prompt: str) -> Usage:
     """Usage of a recorded server-sent-event stream of completion chunks."""
-    chunks: list[Any] = []
-    for event in events:
-        for line in event.splitlines():
-            if line.startswith(b"data:") and line[5:].strip() != b"[DONE]":
-                try:
-                    chunks.append(json.loads(line[5:]))
-                except ValueError:
-                    continue
-    return usage_of(chunks, prompt, model)
+    return usage_of(sse.objects(b"".join(events)), prompt, model)

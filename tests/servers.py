@@ -11,6 +11,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -204,6 +205,7 @@ class Served:
     def __init__(self, app: object) -> None:
         import uvicorn
 
+        self.app: Any = app
         self.port = free_port()
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
         self.server = uvicorn.Server(config)

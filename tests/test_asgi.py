@@ -42,7 +42,13 @@ class App:
             await send({"type": "http.response.start", "status": status,
                         "headers": [(b"content-type", b"text/event-stream"), *self.exchange()]})  # fmt: skip
             for i in range(3):
-                event = json.dumps({"choices": [{"delta": {"content": f"part{i} of call {self.calls}"}}]})
+                done = "stop" if i == 2 else None
+                choice = {
+                    "index": 0,
+                    "delta": {"content": f"part{i} of call {self.calls}"},
+                    "finish_reason": done,
+                }
+                event = json.dumps({"choices": [choice]})
                 await send(
                     {"type": "http.response.body", "body": f"data: {event}\n\n".encode(), "more_body": True}
                 )

@@ -18,6 +18,10 @@ class Reply:
     body: dict[str, Any] | None = None
     delay: float = 0.0  # seconds before answering (a slow upstream)
     events: list[tuple[str, dict[str, Any]]] | None = None  # server-sent events (name, data) instead
+    raw: bytes | None = None  # these bytes as the body instead, under content_type
+    content_type: str = "application/json"
+    length: int | None = None  # the Content-Length to declare for raw (None: its length; -1: none)
+    stall: threading.Event | None = None  # after raw, hold the connection open until this is set
 
 
 def completion(text: str, model: str = "test-model") -> dict[str, Any]:
@@ -90,6 +94,9 @@ class Upstream:
                 if reply.events is not None:
                     self._events(reply.events)
                     return
+                if reply.raw is not None:
+                    self._raw(reply)
+                    return
                 payload = json.dumps(reply.body or {}).encode()
                 try:
                     self.send_response(reply.status)
@@ -101,6 +108,25 @@ class Upstream:
                     self.wfile.write(payload)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (a timeout test)
+
+            def _raw(self, reply: Reply) -> None:
+                assert reply.raw is not None
+                self.send_response(reply.status)
+                self.send_header("content-type", reply.content_type)
+                length = len(reply.raw) if reply.length is None else reply.length
+                if length >= 0:
+                    self.send_header("content-length", str(length))
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                try:
+                    self.wfile.write(reply.raw)
+                    self.wfile.flush()
+                    if reply.stall is not None:
+                        reply.stall.wait(30)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                self.close_connection = True
 
             def _events(self, events: list[tuple[str, dict[str, Any]]]) -> None:
                 self.send_response(200)
@@ -128,6 +154,8 @@ class Upstream:
                     }
                     self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                     self.wfile.flush()
+                chunk["choices"] = [{"index": 0, "delta": {}, "finish_reason": "stop"}]
+                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                 self.wfile.write(b"data: [DONE]\n\n")
                 self.wfile.flush()
 
@@ -155,3 +183,15 @@ class Upstream:
 
     def keys_used(self) -> list[str]:
         return [r["key"] for r in self.requests]
+
+
+def chunk(content: str | None, finish: str | None = None, index: int = 0) -> dict[str, Any]:
+    """A chat.completion.chunk with one choice's delta (and its finish reason, when given)."""
+    delta = {} if content is None else {"content": content}
+    return {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+            "choices": [{"index": index, "delta": delta, "finish_reason": finish}]}  # fmt: skip
+
+
+def sse(*events: dict[str, Any] | str) -> bytes:
+    """Server-sent events, one data line each (a string as it is, such as "[DONE]")."""
+    return b"".join(f"data: {e if isinstance(e, str) else json.dumps(e)}\n\n".encode() for e in events)

@@ -12,12 +12,14 @@ from contextlib import ExitStack
 from dataclasses import replace
 from typing import Any, NamedTuple
 
+from .. import complete, sse
 from .._decorator import cached_llm
 from .._log import warn_limited
 from ..outcomes import lookup
 from ..policy import Policy
+from ..statistics import CacheStats
 from ..switches import bypass, refresh, tenant
-from ..usage import Usage, json_body_usage, sse_usage, usage_of
+from ..usage import Usage, json_body_usage, sse_usage, text_of, usage_of
 from ._known import KnownRequests, age, header_lines
 
 __all__ = ["DEFAULT_PATHS", "CacheMiddleware"]
@@ -66,7 +68,9 @@ class CacheMiddleware:
     untouched. The key is the canonical JSON body (key order and whitespace do not
     matter) plus the tenant: a hash of the caller's credentials (``Authorization``, else
     ``api-key``, else ``x-api-key``), or of ``tenant_header``'s value; never the raw token.
-    Two copies of one of those headers get 400. Only 200 responses are stored.
+    Two copies of one of those headers get 400. Only complete answers with status 200 are
+    stored (see :mod:`memollm.complete`); the rest pass through uncached, counted in
+    ``stats().incomplete``.
     ``"stream": true`` requests are recorded event by event and replayed as a stream.
 
     Request headers: ``Cache-Control: no-cache`` (skip the read, store the fresh answer),
@@ -95,6 +99,10 @@ class CacheMiddleware:
         # Exact request bytes seen before -> their key and cache: a repeat skips JSON parsing
         # and canonicalisation when the memory tier holds the answer. Bounded; public to inspect.
         self.known = KnownRequests()
+
+    def stats(self) -> CacheStats:
+        """What this middleware's cache did, over every namespace and max-age, streams included."""
+        return CacheStats.combine(fn.cache.stats() for pair in list(self._caches.values()) for fn in pair)
 
     @property
     def slots(self) -> int:
@@ -225,8 +233,9 @@ class CacheMiddleware:
             self.policy,
             namespace=namespace,
             ttl=max_age if max_age else self.policy.ttl,
-            cache_if=_stored_if_200,
+            cache_if=complete.requiring(_answer, self.policy.cache_if),
             usage=self.policy.usage or _response_usage,
+            answer_text=self.policy.answer_text or _response_text,
         )
 
         @cached_llm(policy=policy, name="memollm.asgi.response")
@@ -378,10 +387,25 @@ def _response_usage(result: Any, prompt: str, model: str | None) -> Usage:
     return usage_of(result, prompt, model)
 
 
-def _stored_if_200(result: Any) -> bool:
-    if isinstance(result, tuple):  # a whole response
-        return bool(result[0] == 200)
-    return bool(result) and isinstance(result[0], (list, tuple)) and result[0][0] == 200  # a stream
+def _answer(result: Any) -> bool | complete.Incomplete:
+    """Whether a response is a complete answer: 200, and a well-formed body or finished stream."""
+    if isinstance(result, tuple):  # a whole response: (status, headers, body)
+        return result[0] == 200 and complete.body(result[2])
+    if not result or not isinstance(result[0], (list, tuple)) or result[0][0] != 200:
+        return False  # a stream: (status, headers), then its chunks
+    return complete.stream(b"".join(c for c in result[1:] if isinstance(c, bytes)))
+
+
+def _response_text(result: Any) -> str:
+    """The answer a stored response holds: its completion's text, or its stream's deltas."""
+    if isinstance(result, tuple) and len(result) == 3 and isinstance(result[2], bytes):
+        try:
+            return text_of(json.loads(result[2]))
+        except (ValueError, RecursionError):
+            return ""
+    if isinstance(result, (list, tuple)):
+        return text_of(sse.objects(b"".join(c for c in result[1:] if isinstance(c, bytes))))
+    return text_of(result)
 
 
 def _headers(pairs: list[list[str]]) -> list[tuple[bytes, bytes]]:

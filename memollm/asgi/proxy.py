@@ -29,8 +29,11 @@ class Proxy:
 
     Also answers ``/healthz`` and ``/metrics`` (Prometheus text: ``metrics``, by default an
     installation of :mod:`memollm.metrics.prometheus` of its own). Requests larger than
-    ``max_body`` get 413; an unreachable upstream gets 502. With ``keys``, requests go
-    upstream with the pool's keys instead of the client's own Authorization.
+    ``max_body`` get 413; an unreachable upstream, or an answer that fails or stalls past
+    ``timeout`` mid-read, gets 502. Answers are read whole before they are passed on (up to
+    ``max_response`` bytes; streams pass on as they arrive, and one that fails ends with an
+    error event). With ``keys``, requests go upstream with the pool's keys instead of the
+    client's own Authorization.
     """
 
     def __init__(
@@ -42,10 +45,12 @@ class Proxy:
         keys: KeyPool | None = None,
         client: Any = None,
         metrics: Any = None,
+        max_response: int = 64 * 1024 * 1024,
     ) -> None:
         import httpx
 
         self.upstream = upstream.rstrip("/")
+        self.max_response = max_response
         # Base URLs of OpenAI-compatible APIs usually end in /v1, as clients' requests start
         # with it: either form of --upstream works, and /v1 is never sent twice.
         self._v1 = urlsplit(self.upstream).path.endswith("/v1")
@@ -54,7 +59,7 @@ class Proxy:
         # Its own Prometheus registry, with its event hook: uninstalled when the app shuts down.
         self.metrics = metrics if metrics is not None else _own_metrics()
         self.client = client or httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout, connect=5.0),
+            timeout=httpx.Timeout(timeout, connect=min(5.0, timeout)),
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
         )
         self._httpx = httpx
@@ -137,22 +142,73 @@ class Proxy:
                 self.keys.report_ok(key)
                 break
             # Read the (small) error to classify it: a spent key says so in the body.
-            refused = _Refusal(response.status_code, list(response.headers.items()), await _bounded(response))
+            refused = _Refusal(
+                response.status_code,
+                list(response.headers.items()),
+                await _bounded(response, self._httpx.HTTPError),
+            )
             failure = classify(_StatusError(refused))
             self.keys.report(key, failure, retry_after(_StatusError(refused)))
             if failure not in _KEY_TROUBLE:
                 await _send_refusal(send, refused)
                 return
             tried.append(key)  # this key is set aside: the same request goes out with the next one
+        await self._relay(response, send)
+
+    async def _relay(self, response: Any, send: Send) -> None:
+        """The upstream's answer to the client: a stream as it comes, anything else read whole first."""
         try:
-            kept = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()
-                    if k.lower() not in _DROP_RESPONSE]  # fmt: skip
-            await send({"type": "http.response.start", "status": response.status_code, "headers": kept})
-            async for chunk in response.aiter_raw():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b""})
+            if response.headers.get("content-type", "").startswith("text/event-stream"):
+                await self._relay_stream(response, send)
+            else:
+                await self._relay_whole(response, send)
         finally:
             await response.aclose()
+
+    async def _relay_whole(self, response: Any, send: Send) -> None:
+        """Read the answer before answering: one that fails mid-read becomes a 502, never a cut 200.
+
+        Past ``max_response`` bytes it is streamed on as it comes (a failure then cuts it off).
+        """
+        chunks, size = [], 0
+        body = response.aiter_bytes()  # decoded: the client gets no Content-Encoding from here
+        try:
+            async for chunk in body:
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > self.max_response:
+                    break
+        except self._httpx.HTTPError as exc:
+            await _json(send, 502, _error(f"the upstream's answer failed mid-read: {type(exc).__name__}",
+                                          "api_error"))  # fmt: skip
+            return
+        headers = _kept(response)
+        if size <= self.max_response:
+            headers.append((b"content-length", str(size).encode()))
+            await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+            await send({"type": "http.response.body", "body": b"".join(chunks)})
+            return
+        await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+        await send({"type": "http.response.body", "body": b"".join(chunks), "more_body": True})
+        async for chunk in body:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def _relay_stream(self, response: Any, send: Send) -> None:
+        """Pass server-sent events on as they arrive."""
+        await send(
+            {"type": "http.response.start", "status": response.status_code, "headers": _kept(response)}
+        )
+        try:
+            async for chunk in response.aiter_bytes():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except self._httpx.HTTPError as exc:
+            # The status has gone out: end with an error event, as OpenAI reports errors mid-stream,
+            # so clients raise instead of taking a cut stream for a whole one.
+            message = f"the upstream's stream failed: {type(exc).__name__}"
+            event = b"\n\ndata: " + json.dumps(_error(message, "api_error")).encode() + b"\n\n"
+            await send({"type": "http.response.body", "body": event, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
 
     async def _send_upstream(
         self, method: str, url: str, headers: list[tuple[bytes, bytes]], body: bytes, send: Send
@@ -223,18 +279,26 @@ def _sendable(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]] |
     return out
 
 
-async def _bounded(response: Any) -> bytes:
-    """An error response's body, up to a limit; the response is closed."""
+async def _bounded(response: Any, errors: type[Exception]) -> bytes:
+    """An error response's body (decoded), up to a limit or until it fails; the response is closed."""
     chunks, size = [], 0
     try:
-        async for chunk in response.aiter_raw():
+        async for chunk in response.aiter_bytes():
             chunks.append(chunk)
             size += len(chunk)
             if size > _MAX_ERROR_BODY:
                 break
+    except errors:
+        pass  # what arrived is what the client gets: the status says what happened
     finally:
         await response.aclose()
     return b"".join(chunks)[:_MAX_ERROR_BODY]
+
+
+def _kept(response: Any) -> list[tuple[bytes, bytes]]:
+    """The upstream's response headers a client gets (not hop-by-hop, length or encoding)."""
+    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()
+            if k.lower() not in _DROP_RESPONSE]  # fmt: skip
 
 
 async def _send_refusal(send: Send, refused: _Refusal) -> None:
@@ -325,7 +389,11 @@ def build_app(
     tenant_header: str | None = None,
     max_body: int = 4 * 1024 * 1024,
     keys: KeyPool | None = None,
+    timeout: float = 120.0,
 ) -> CacheMiddleware:
-    """The ``memollm serve`` app: the caching middleware in front of the forwarding proxy."""
-    proxy = Proxy(upstream, max_body=max_body, keys=keys)
+    """The ``memollm serve`` app: the caching middleware in front of the forwarding proxy.
+
+    ``timeout``: seconds the upstream may stay silent (before answering, or mid-answer).
+    """
+    proxy = Proxy(upstream, max_body=max_body, keys=keys, timeout=timeout)
     return CacheMiddleware(proxy, policy=policy, tenant_header=tenant_header, max_body=max_body)

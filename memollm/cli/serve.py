@@ -37,6 +37,13 @@ from ._app import main
 @click.option(
     "--ttl", type=click.FloatRange(min=1), default=3600, show_default=True, help="seconds answers live"
 )
+@click.option(
+    "--upstream-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=120.0,
+    show_default=True,
+    help="seconds the upstream may stay silent before or while answering; then the client gets 502",
+)
 @click.option("--tenant-header", default=None, help="scope entries by this header (default: Authorization)")
 @click.option("--max-body", type=click.IntRange(min=1024), default=4 * 1024 * 1024, show_default=True)
 @click.option(
@@ -55,6 +62,7 @@ def serve(  # noqa: PLR0917 - click passes every option
     semantic: str | None,
     semantic_max_error: float | None,
     ttl: float,
+    upstream_timeout: float,
     tenant_header: str | None,
     max_body: int,
     log_level: str,
@@ -105,7 +113,10 @@ def serve(  # noqa: PLR0917 - click passes every option
 
         keys = KeyPool.from_env()
     policy = Policy(tiers=tuple(tiers), ttl=ttl, semantic=_semantic_option(semantic, semantic_max_error))
-    app = build_app(upstream, policy=policy, tenant_header=tenant_header, max_body=max_body, keys=keys)
+    app = build_app(
+        upstream, policy=policy, tenant_header=tenant_header, max_body=max_body, keys=keys,
+        timeout=upstream_timeout,
+    )  # fmt: skip
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     click.echo(f"memollm serving http://{host}:{port} -> {upstream} (tiers: {' > '.join(tiers)})")
     click.echo(f"answers kept in {sqlite_path}")

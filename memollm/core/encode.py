@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .._log import warn_once
+from .._log import warn_limited, warn_once
+from ..complete import Incomplete
 from ..errors import CodecError
 from ..statistics import Worth
 
@@ -31,6 +32,10 @@ def encode(state: State, plan: Plan, value: Any, kind: int, worth: Worth | None 
             keep = False
         if not keep:
             state.stats.add("skipped")
+            if isinstance(keep, Incomplete):
+                state.stats.add("incomplete")
+                warn_limited(("incomplete", state.name), "%s: not stored, passed through uncached: %s",
+                             state.name, keep.reason)  # fmt: skip
             return None
     now = state.clock()
     meta: dict[str, Any] = {"f": state.name} if worth is None else {"f": state.name, "u": worth.meta()}

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
+    from ..policy import Semantic
     from ..semantic.index import Candidate
     from ..semantic.tier import Pending
     from .plan import Plan
@@ -127,7 +128,7 @@ def remember(
     if data is not None:
         vectors.add(state, plan, pending.partition, key=key, text=pending.text, vector=pending.vector)
     if pending.shadow is not None:
-        same = pending.shadow_value == result
+        same = _same(state, plan, pending.shadow_value, result, plan.bounded)
         if not same:
             state.stats.add("shadow_mismatches")
         logger.info(
@@ -138,23 +139,30 @@ def remember(
         _learn(state, plan, pending, result)
 
 
-def _learn(state: State, plan: Plan, pending: Pending, fresh: Any) -> None:
-    """Compare the fresh answer with the explored candidate's and count it as evidence."""
-    from ..semantic.answers import same_answer
+def _same(state: State, plan: Plan, cached: Any, fresh: Any, bounded: Semantic | None) -> bool:
+    """Whether a fresh answer is the cached one: ``same_answer``, or the default on their answer texts."""
+    from ..semantic.answers import ANSWER_SIMILARITY, same_answer
+    from ..usage import text_of
 
-    check, bounded = pending.check, plan.bounded
-    assert check is not None
-    assert bounded is not None
     try:
-        if bounded.same_answer is not None:
-            same = bool(bounded.same_answer(pending.check_value, fresh))
-        else:
-            embedder = plan.semantic.embedder if plan.semantic is not None else None
-            same = same_answer(pending.check_value, fresh, embedder, similarity=bounded.answer_similarity)
+        if bounded is not None and bounded.same_answer is not None:
+            return bool(bounded.same_answer(cached, fresh))
+        embedder = plan.semantic.embedder if plan.semantic is not None else None
+        similarity = ANSWER_SIMILARITY if bounded is None else bounded.answer_similarity
+        return same_answer(cached, fresh, embedder, similarity=similarity,
+                           text=plan.policy.answer_text or text_of)  # fmt: skip
     except Exception as exc:  # noqa: BLE001 - a comparison that fails counts as "not the same"
         warn_once(("same_answer", state.name, type(exc)), "%s: same_answer raised %r; counted as different",
                   state.name, exc)  # fmt: skip
-        same = False
+        return False
+
+
+def _learn(state: State, plan: Plan, pending: Pending, fresh: Any) -> None:
+    """Compare the fresh answer with the explored candidate's and count it as evidence."""
+    check, bounded = pending.check, plan.bounded
+    assert check is not None
+    assert bounded is not None
+    same = _same(state, plan, pending.check_value, fresh, bounded)
     evidence.record(state, plan, pending.partition, check.key, similarity=check.similarity, same=same)
     state.stats.add("semantic_checks")
     if pending.eligible:

@@ -53,6 +53,8 @@ _COUNTERS = (
     ("uncacheable", "Calls whose arguments could not be keyed (called through uncached)."),
     ("retries", "Retried upstream calls."),
     ("stores", "Entries written."),
+    ("skipped", "Results not stored: refused by cache_if, or not complete answers."),
+    ("incomplete", "Results not stored because they were not complete answers (an error, a cut stream)."),
     (
         "explorations",
         "Model calls made where a similar entry was not yet safe to serve (error-bounded mode).",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -22,16 +23,22 @@ def _normalised(text: str) -> str:
 
 
 def same_answer(
-    cached: Any, fresh: Any, embedder: Embedder | None = None, *, similarity: float = ANSWER_SIMILARITY
+    cached: Any,
+    fresh: Any,
+    embedder: Embedder | None = None,
+    *,
+    similarity: float = ANSWER_SIMILARITY,
+    text: Callable[[Any], str] = text_of,
 ) -> bool:
     """The default comparison: the same after normalising, or for long answers, similar enough.
 
     Answers are their text (a string, a completion's message, a stream's deltas). Short answers
     (a label, a number, a name) must be equal once case, spaces and final punctuation are set
     aside; longer ones may differ in wording, and count as the same when their embeddings'
-    cosine reaches ``similarity``. Results with no text are compared as they are.
+    cosine reaches ``similarity``. Results with no text are compared as they are. ``text``
+    reads a result's answer (the policy's ``answer_text``).
     """
-    a, b = text_of(cached), text_of(fresh)
+    a, b = text(cached), text(fresh)
     if not a and not b:
         return bool(cached == fresh)
     na, nb = _normalised(a), _normalised(b)
