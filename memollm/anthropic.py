@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from .sdk import wrap_client
+from .sdk import Returns, wrap_client
 
 __all__ = ["METHODS", "wrap"]
 
@@ -33,6 +33,8 @@ def wrap(client: C, *, methods: Mapping[str, Mapping[str, Any]] | None = None, *
         A stand-in for ``client`` whose cached methods carry ``.cache``.
     """
     import anthropic
+    from anthropic.types import Message, RawMessageStreamEvent
 
     policy.setdefault("version", f"anthropic-{anthropic.__version__}")
-    return wrap_client(client, METHODS, "anthropic", policy, methods)  # type: ignore[no-any-return]
+    returns = {"messages.create": Returns(Message, RawMessageStreamEvent)}
+    return wrap_client(client, METHODS, "anthropic", policy, methods, returns=returns)  # type: ignore[no-any-return]

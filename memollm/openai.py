@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from .sdk import CachedAsyncStream, CachedStream, wrap_client
+from .sdk import CachedAsyncStream, CachedStream, Returns, wrap_client
 
 __all__ = ["METHODS", "CachedAsyncStream", "CachedStream", "wrap"]
 
@@ -38,4 +38,28 @@ def wrap(client: C, *, methods: Mapping[str, Mapping[str, Any]] | None = None, *
     import openai
 
     policy.setdefault("version", f"openai-{openai.__version__}")
-    return wrap_client(client, METHODS, "openai", policy, methods)  # type: ignore[no-any-return]
+    return wrap_client(client, METHODS, "openai", policy, methods, returns=_returns())  # type: ignore[no-any-return]
+
+
+def _returns() -> dict[str, Returns]:
+    """The SDK classes each cached method returns (a missing one, in an older SDK, is left out)."""
+    out = {}
+    try:
+        from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+        out["chat.completions.create"] = Returns(ChatCompletion, ChatCompletionChunk)
+    except ImportError:
+        pass
+    try:
+        from openai.types.responses import Response, ResponseStreamEvent
+
+        out["responses.create"] = Returns(Response, ResponseStreamEvent)
+    except ImportError:
+        pass
+    try:
+        from openai.types import CreateEmbeddingResponse
+
+        out["embeddings.create"] = Returns(CreateEmbeddingResponse)
+    except ImportError:
+        pass
+    return out
