@@ -128,6 +128,24 @@ def fresh_redis(tmp_path: Path) -> Iterator[RedisServer]:
     server.stop()
 
 
+@pytest.fixture
+def fresh_stack(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis with vector search of this test's own, to kill, restart or pause."""
+    from .servers import redis_stack
+
+    if redis_stack() is None:
+        reason = "no Redis with vector search (python scripts/fetch_redis_stack.py assembles one)"
+        if os.environ.get("CI"):
+            pytest.fail(reason + "; CI must have it")
+        pytest.skip(reason)
+    server = RedisServer(tmp_path / "stack", stack=True)
+    server.start()
+    yield server
+    if server.process is not None:
+        server.resume()
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterServers]:
     """A real three-master Redis Cluster for the session."""

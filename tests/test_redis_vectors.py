@@ -21,6 +21,7 @@ from memollm.backends.redis import RedisBackend
 from memollm.backends.redis_vectors import RedisVectorIndex, supports_vector_search
 from memollm.testing import FakeLLM
 
+from .servers import RedisServer
 from .test_semantic import LOOKALIKES, PARAPHRASES
 
 
@@ -139,13 +140,8 @@ def test_a_candidate_must_be_a_live_entry(stack_url: str, embedder: Any) -> None
     assert vector_keys(stack_url) == []
 
 
-def test_a_vanished_server_fails_open(embedder: Any, tmp_path: Path) -> None:
-    from .servers import RedisServer, redis_stack
-
-    if redis_stack() is None:
-        pytest.skip("no Redis with vector search")
-    server = RedisServer(tmp_path / "stack", stack=True)
-    server.start()
+def test_a_vanished_server_fails_open(embedder: Any, fresh_stack: RedisServer) -> None:
+    server = fresh_stack
     llm = FakeLLM()
     ask = semantic_fn(llm, embedder, server.url)
     first, second = PARAPHRASES[0]
@@ -158,41 +154,34 @@ def test_a_vanished_server_fails_open(embedder: Any, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("face", ["aclear", "ainvalidate"])
-async def test_async_forgetting_leaves_the_loop_free(face: str, embedder: Any, tmp_path: Path) -> None:
+async def test_async_forgetting_leaves_the_loop_free(
+    face: str, embedder: Any, fresh_stack: RedisServer
+) -> None:
     """With the index in a stalled server, aclear()/ainvalidate() wait in a thread, not on the loop."""
     import asyncio
 
-    from .servers import RedisServer, redis_stack
+    server = fresh_stack
+    llm = FakeLLM()
 
-    if redis_stack() is None:
-        pytest.skip("no Redis with vector search")
-    server = RedisServer(tmp_path / "stack", stack=True)
-    server.start()
-    try:
-        llm = FakeLLM()
+    @cached_llm(
+        tiers=(MemoryBackend(), RedisBackend(server.url, timeout=5)), semantic=0.85, embedder=embedder
+    )
+    async def ask(question: str) -> str:
+        return llm(question)
 
-        @cached_llm(
-            tiers=(MemoryBackend(), RedisBackend(server.url, timeout=5)), semantic=0.85, embedder=embedder
-        )
-        async def ask(question: str) -> str:
-            return llm(question)
-
-        first = PARAPHRASES[0][0]
-        await ask(first)
-        assert len(vector_keys(server.url)) == 1
-        server.pause()
-        forgetting = asyncio.create_task(getattr(ask.cache, face)(*([] if face == "aclear" else [first])))
-        started = time.monotonic()
-        for _ in range(20):  # the loop keeps turning while the stalled call waits (5 s timeout)
-            await asyncio.sleep(0)
-        assert time.monotonic() - started < 2.5
-        assert not forgetting.done()
-        server.resume()
-        await forgetting
-        assert vector_keys(server.url) == []
-    finally:
-        server.resume()
-        server.stop()
+    first = PARAPHRASES[0][0]
+    await ask(first)
+    assert len(vector_keys(server.url)) == 1
+    server.pause()
+    forgetting = asyncio.create_task(getattr(ask.cache, face)(*([] if face == "aclear" else [first])))
+    started = time.monotonic()
+    for _ in range(20):  # the loop keeps turning while the stalled call waits (5 s timeout)
+        await asyncio.sleep(0)
+    assert time.monotonic() - started < 2.5
+    assert not forgetting.done()
+    server.resume()
+    await forgetting
+    assert vector_keys(server.url) == []
 
 
 NEW_PROCESS = """
@@ -240,3 +229,87 @@ def test_replies_of_the_wrong_shape_are_skipped(stack_url: str, protocol: int) -
     found = index.search("p", vector.tobytes(), 5, 0.5)
     assert [(key, text) for key, text, _ in found] == [("good", "a prompt")]
     assert index.search("other partition", vector.tobytes(), 5, 0.0) == []
+
+
+# -- the index heals: it is created again, and never costs the exact tier -----------------------
+
+TOPICS = ["a proxy", "a database index", "a hash map", "a mutex", "a compiler", "a kernel", "an API",
+          "a container", "a socket", "a thread", "a cache", "a queue", "a graph", "a linked list",
+          "a checksum", "a router"]  # fmt: skip
+
+
+def _drop_index(admin: Any) -> None:
+    for name in admin.execute_command("FT._LIST"):
+        admin.execute_command("FT.DROPINDEX", name)
+
+
+@pytest.mark.parametrize("how", ["dropindex", "flushall"])
+def test_a_vanished_index_heals_without_costing_exact_writes(
+    stack_url: str, embedder: Any, how: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Index dropped or server flushed: one warning, exact writes all land, semantic hits come back."""
+    from .helpers import in_threads
+
+    llm = FakeLLM()
+    ask = semantic_fn(llm, embedder, stack_url)
+    first, second = PARAPHRASES[0]
+    ask(first)
+    assert ask(second) == ask(first)
+    admin = redis_py.Redis.from_url(stack_url)
+    _drop_index(admin) if how == "dropindex" else admin.flushall()
+    questions = [f"What is {topic}, in one sentence?" for topic in TOPICS]
+    with caplog.at_level(logging.WARNING, logger="memollm"):
+        assert not in_threads(lambda i: [ask(q) for q in questions[i::8]], 8)
+    assert ask.cache.stats().errors == 0
+    assert all(
+        admin.exists(f"memollm:{ask.cache.key_for(q)}") for q in questions
+    )  # every answer reached Redis
+    gone = [r for r in caplog.records if "was gone" in r.getMessage()]
+    assert len(gone) == 1
+    assert not [r for r in caplog.records if "failed" in r.getMessage()]  # no breaker opened
+    again, paraphrase = PARAPHRASES[1]
+    calls = llm.calls
+    ask(again)
+    assert ask(paraphrase) == ask(again)
+    assert llm.calls == calls + 1
+
+
+def test_a_restart_without_persistence_heals(embedder: Any, fresh_stack: RedisServer) -> None:
+    """A Redis Stack restarted empty: once it answers again, the index is made again and serves hits."""
+    from .helpers import eventually
+
+    server = fresh_stack
+    llm = FakeLLM()
+    ask = semantic_fn(llm, embedder, server.url)
+    ask(PARAPHRASES[0][0])
+    server.stop()
+    server.start()
+    first, second = PARAPHRASES[2]
+    admin = redis_py.Redis.from_url(server.url)
+    # The first calls after the restart may meet dead pooled connections; then it must settle.
+    assert eventually(
+        lambda: ask(first) is not None and admin.exists(f"memollm:{ask.cache.key_for(first)}") == 1
+    )
+    calls = llm.calls
+    assert eventually(lambda: ask(second) == ask(first))
+    assert llm.calls == calls
+    assert ask.cache.stats().hits.get("semantic", 0) >= 1
+
+
+def test_a_database_that_cannot_be_indexed_keeps_the_process_index(
+    stack_url: str, embedder: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """RediSearch indexes db 0 only: on db 1, one warning, the process index, no tier errors."""
+    url = stack_url.rsplit("/", 1)[0] + "/1"
+    with caplog.at_level(logging.WARNING, logger="memollm"):
+        assert not supports_vector_search(RedisBackend(url))
+        llm = FakeLLM()
+        ask = semantic_fn(llm, embedder, url)
+        first, second = PARAPHRASES[0]
+        ask(first)
+        assert ask(second) == ask(first)
+        ask(first)
+    assert llm.calls == 1
+    assert ask.cache.stats().errors == 0
+    assert vector_keys(url) == []
+    assert sum("cannot index here" in r.getMessage() for r in caplog.records) == 1

@@ -108,9 +108,11 @@ class CircuitBreaker:
 class Guarded:
     """A backend behind a circuit breaker: same methods, skipped while the breaker is open."""
 
-    def __init__(self, backend: Any, breaker: CircuitBreaker | None = None) -> None:
+    def __init__(
+        self, backend: Any, breaker: CircuitBreaker | None = None, *, name: str | None = None
+    ) -> None:
         self.backend = backend
-        self.name: str = backend.name
+        self.name: str = name or backend.name
         self.breaker = breaker or CircuitBreaker()
 
     def __repr__(self) -> str:

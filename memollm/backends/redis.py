@@ -30,6 +30,22 @@ _RENEW = (
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) "
     "end return 0"
 )
+# A lease's fencing token: one more than the last holder's. Lives at least an hour, and as long
+# as an entry written under it (see _FENCED_SET).
+_FENCE = (
+    "local n = redis.call('incr', KEYS[1]) "
+    "if redis.call('pttl', KEYS[1]) < 3600000 and redis.call('pttl', KEYS[1]) ~= -1 then "
+    "redis.call('pexpire', KEYS[1], 3600000) end return n"
+)
+# Store an entry made under a lease unless a later holder's token is already there: a holder
+# that stalled past its lease never overwrites the answer of the one that took over.
+_FENCED_SET = (
+    "if tonumber(redis.call('get', KEYS[2]) or '0') > tonumber(ARGV[3]) then return 0 end "
+    "if tonumber(ARGV[2]) > 0 then redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) "
+    "local left = redis.call('pttl', KEYS[2]) "
+    "if left >= 0 and left < tonumber(ARGV[2]) then redis.call('pexpire', KEYS[2], ARGV[2]) end "
+    "else redis.call('set', KEYS[1], ARGV[1]) redis.call('persist', KEYS[2]) end return 1"
+)
 _SCAN_COUNT = 1000
 _UNLINK_BATCH = 500
 _PIPELINE_BATCH = 2000
@@ -138,10 +154,17 @@ class RedisBackend:
         self.client.unlink(self.full_key(key))
 
     def clear(self, prefix: str = "") -> int:
-        """SCAN for keys under ``prefix`` and UNLINK them in batches (never KEYS)."""
+        """SCAN for keys under ``prefix`` and UNLINK them in batches (never KEYS).
+
+        Their fencing tokens go too (not counted: they are not entries).
+        """
+        self._unlink_matching(self._fences(prefix))
+        return self._unlink_matching(self._match(prefix))
+
+    def _unlink_matching(self, match: str) -> int:
         removed = 0
         batch: list[bytes] = []
-        for found in self.client.scan_iter(match=self._match(prefix), count=_SCAN_COUNT):
+        for found in self.client.scan_iter(match=match, count=_SCAN_COUNT):
             batch.append(found)
             if len(batch) >= _UNLINK_BATCH:
                 removed += self.client.unlink(*batch)
@@ -149,6 +172,9 @@ class RedisBackend:
         if batch:
             removed += self.client.unlink(*batch)
         return removed
+
+    def _fences(self, prefix: str) -> str:
+        return "{" + self.glob(f"{self.prefix}:{prefix}") + "*}:fence"
 
     def scan(self, prefix: str = "", limit: int | None = None) -> Iterator[tuple[str, bytes]]:
         """(key, value) of entries whose key starts with ``prefix``, by SCAN (never KEYS; for tools)."""
@@ -225,6 +251,33 @@ class RedisBackend:
     def _lock_key(self, key: str) -> str:
         return f"{self.prefix}:lock:{key}"
 
+    def _fence_key(self, key: str) -> str:
+        # Hash-tagged with the entry's own key: the same Cluster slot, so one script sees both.
+        return f"{{{self.full_key(key)}}}:fence"
+
+    def fence(self, key: str) -> int:
+        """A new fencing token for a lease on ``key``: larger than every earlier holder's."""
+        return int(self.client.eval(_FENCE, 1, self._fence_key(key)))
+
+    async def afence(self, key: str) -> int:
+        """Async :meth:`fence`."""
+        return int(await self.aclient().eval(_FENCE, 1, self._fence_key(key)))
+
+    def set_fenced(self, key: str, value: bytes, ttl: float | None, fence: int) -> bool:
+        """SET the entry made under the lease with token ``fence``, unless a later holder's is there."""
+        px = 0 if ttl is None else max(1, int(ttl * 1000))
+        return bool(
+            self.client.eval(_FENCED_SET, 2, self.full_key(key), self._fence_key(key), value, px, fence)
+        )
+
+    async def aset_fenced(self, key: str, value: bytes, ttl: float | None, fence: int) -> bool:
+        """Async :meth:`set_fenced`."""
+        px = 0 if ttl is None else max(1, int(ttl * 1000))
+        client = self.aclient()
+        return bool(
+            await client.eval(_FENCED_SET, 2, self.full_key(key), self._fence_key(key), value, px, fence)
+        )
+
     # -- the semantic tier's vector log: a stream per partition -------------------------
 
     def vlog_append(self, partition: str, key: str, text: str, vector: bytes, expires: float | None) -> None:
@@ -293,10 +346,14 @@ class RedisBackend:
 
     async def aclear(self, prefix: str = "") -> int:
         """Async SCAN + UNLINK."""
+        await self._aunlink_matching(self._fences(prefix))
+        return await self._aunlink_matching(self._match(prefix))
+
+    async def _aunlink_matching(self, match: str) -> int:
         client = self.aclient()
         removed = 0
         batch: list[bytes] = []
-        async for found in client.scan_iter(match=self._match(prefix), count=_SCAN_COUNT):
+        async for found in client.scan_iter(match=match, count=_SCAN_COUNT):
             batch.append(found)
             if len(batch) >= _UNLINK_BATCH:
                 removed += await client.unlink(*batch)

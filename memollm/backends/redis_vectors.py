@@ -10,18 +10,29 @@ process, and a new process serves semantic hits from its first lookup.
 Open-source RediSearch searches the node it runs on, so this is used with a standalone Redis
 (or a primary with replicas), never with a Cluster tier. Replies are stored bytes like any
 other: a row of the wrong shape is skipped.
+
+The index heals: when a search finds it gone (``FLUSHALL``, a restart without persistence,
+``FT.DROPINDEX``, a failover to a replica without it), it is created again, at most once a
+second per process, with one warning; that lookup is a semantic miss, never a tier failure.
+The prompts' hashes that survived are indexed again by the server in the background.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
+import threading
+import time
 from collections.abc import Iterable
 from typing import Any
 
+from .._log import warn_limited, warn_once
 from .redis import RedisBackend
 
-__all__ = ["RedisVectorIndex", "supports_vector_search"]
+__all__ = ["HEAL_EVERY", "RedisVectorIndex", "supports_vector_search"]
+
+HEAL_EVERY = 1.0  # seconds between attempts to create a vanished index again (per process)
 
 _HNSW = ("TYPE", "FLOAT32", "DISTANCE_METRIC", "COSINE", "M", "16", "EF_CONSTRUCTION", "100")
 # Measured at 1M near-duplicates: recall@1 0.980 at 64, 0.993 at 128, 0.997 at 256 (p50 0.94 ms).
@@ -31,16 +42,38 @@ _BATCH = 2000
 
 
 def supports_vector_search(backend: RedisBackend) -> bool:
-    """Whether the backend's server answers ``FT._LIST`` (it has the search module). Raises if unreachable."""
+    """Whether the backend's server can hold the index: it has the search module and may index here.
+
+    Tries what the index needs (creating one): RediSearch answers on any database but indexes
+    db 0 only. Where it has the module and cannot index, says so once. Raises if unreachable.
+    """
     import redis
 
     if backend.cluster:
         return False
+    client = backend.client
     try:
-        backend.client.execute_command("FT._LIST")
+        client.execute_command("FT._LIST")
     except redis.ResponseError:  # unknown command: no search module
         return False
+    probe = f"{backend.prefix}:vidx:probe"
+    try:
+        client.execute_command("FT.CREATE", probe, "ON", "HASH", "PREFIX", "1", f"{backend.prefix}:vprobe:",
+                               "SCHEMA", "p", "TAG")  # fmt: skip
+    except redis.ResponseError as exc:
+        if "already exists" not in str(exc).lower():
+            warn_once(("vector-search-refused", backend.url), "%r has vector search but cannot index here "
+                      "(%s); the semantic index stays in each process", backend, exc)  # fmt: skip
+            return False
+    with contextlib.suppress(redis.ResponseError):  # another process's probe dropped it first
+        client.execute_command("FT.DROPINDEX", probe)
     return True
+
+
+def _gone(exc: Exception) -> bool:
+    """Whether a search failed because the index does not exist (anymore)."""
+    text = str(exc).lower()
+    return "no such index" in text or "unknown index name" in text
 
 
 class RedisVectorIndex:
@@ -50,6 +83,8 @@ class RedisVectorIndex:
         self.backend = backend
         self.name = backend.name
         self._ready: set[int] = set()
+        self._lock = threading.Lock()
+        self._healed: dict[int, float] = {}  # dim -> when it was last created again
 
     def _key(self, entry: str) -> str:
         return f"{self.backend.prefix}:vec:{entry}"
@@ -100,11 +135,32 @@ class RedisVectorIndex:
         if dim not in self._ready:
             self._ensure(dim)
         query = f"(@p:{{{_tag(partition)}}})=>[KNN {int(k)} @v $vec EF_RUNTIME {_EF_RUNTIME} AS d]"
-        reply = self.backend.client.execute_command(
-            "FT.SEARCH", self._index(dim), query, "PARAMS", "2", "vec", vector, "SORTBY", "d", "ASC",
-            "RETURN", "2", "t", "d", "LIMIT", "0", str(int(k)), "DIALECT", "2",
-        )  # fmt: skip
+        import redis
+
+        try:
+            reply = self.backend.client.execute_command(
+                "FT.SEARCH", self._index(dim), query, "PARAMS", "2", "vec", vector, "SORTBY", "d", "ASC",
+                "RETURN", "2", "t", "d", "LIMIT", "0", str(int(k)), "DIALECT", "2",
+            )  # fmt: skip
+        except redis.ResponseError as exc:
+            if not _gone(exc):
+                raise
+            self._heal(dim)
+            return []
         return [row for row in _rows(reply, len(self._key(""))) if row[2] >= threshold]
+
+    def _heal(self, dim: int) -> None:
+        """Create a vanished index again (once a second at most, whichever thread finds it gone)."""
+        with self._lock:
+            now = time.monotonic()
+            if now - self._healed.get(dim, -math.inf) < HEAL_EVERY:
+                return
+            self._healed[dim] = now
+            self._ready.discard(dim)
+        warn_limited(("vector-index-gone", id(self), dim), "%r: the semantic index %s was gone "
+                     "(flushed, restarted or dropped); creating it again", self.backend,
+                     self._index(dim))  # fmt: skip
+        self._ensure(dim)
 
     def remove(self, key: str) -> None:
         """Forget one prompt (its entry is gone)."""

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from .._log import warn_once
 from ..backends import Backend
-from ..backends.guard import Guarded
+from ..backends.guard import CircuitBreaker, Guarded
 from ..backends.memory import MemoryBackend, MemoryItem
 from ..keys import KeyBuilder
 from ..policy import AdaptiveTTL, Policy, Semantic
@@ -181,13 +181,17 @@ def _threshold(semantic: object) -> float:
 
 @dataclass(frozen=True, slots=True)
 class ServerIndex:
-    """The semantic index in a Redis server, and the tier guarding calls to it."""
+    """The semantic index in a Redis server, behind a circuit breaker of its own.
+
+    Its own, not the exact tier's: a failing index costs semantic misses, never exact reads
+    and writes.
+    """
 
     tier: Guarded
     index: RedisVectorIndex
 
 
-_detected: weakref.WeakKeyDictionary[Backend, RedisVectorIndex | None] = weakref.WeakKeyDictionary()
+_detected: weakref.WeakKeyDictionary[Backend, ServerIndex | None] = weakref.WeakKeyDictionary()
 
 
 def _server_index(tiers: tuple[Backend, ...], mode: str, fid: str) -> ServerIndex | None:
@@ -205,10 +209,14 @@ def _server_index(tiers: tuple[Backend, ...], mode: str, fid: str) -> ServerInde
                     able = tier.call(lambda b=backend: supports_vector_search(b))  # type: ignore[misc]
                 except Exception:  # noqa: BLE001 - unreachable now: the process index, asked again later
                     return None
-                _detected[backend] = RedisVectorIndex(backend) if able else None
+                _detected[backend] = (
+                    ServerIndex(Guarded(backend, CircuitBreaker(), name=f"{tier.name} vector index"),
+                                RedisVectorIndex(backend))
+                    if able else None
+                )  # fmt: skip
             found = _detected[backend]
             if found is not None:
-                return ServerIndex(tier, found)
+                return found
     if mode == "server":
         warn_once(("server-index", fid), "%s: semantic_index='server' needs a Redis tier whose server "
                   "has vector search (Redis Stack, RediSearch, Redis 8); using the in-process index",
