@@ -5,6 +5,11 @@ third of its lease while its call runs. The others poll the shared tier for its 
 the holder is killed, nobody renews its lease: it lapses within ``LEASE`` seconds, and one of
 the waiting processes takes the lock over and makes the call. A live holder keeps its lock
 however long the call takes; waiters give up after ``lock_timeout`` and call themselves.
+
+A holder that stalls past its lease (a pause, a long GC, SIGSTOP) may wake after another
+process took over and stored its answer. Each lease therefore carries a fencing token, one
+more than the last holder's, and the answer made under it is stored only if no later token
+is there: the late holder's answer reaches its own caller, never the cache.
 """
 
 from __future__ import annotations
@@ -34,10 +39,14 @@ def lease_of(lock_timeout: float) -> float:
 
 
 class Lease:
-    """A lock held by this thread's call, renewed by a daemon thread until :meth:`release`."""
+    """A lock held by this thread's call, renewed by a daemon thread until :meth:`release`.
 
-    def __init__(self, tier: Any, key: str, token: str, seconds: float) -> None:
+    ``fence``: the lease's fencing token (None where the tier cannot fence a write).
+    """
+
+    def __init__(self, tier: Any, key: str, token: str, seconds: float, fence: int | None = None) -> None:
         self.tier, self.key, self.token, self.seconds = tier, key, token, seconds
+        self.fence = fence
         self._done = threading.Event()
         threading.Thread(target=self._renew, name="memollm-lease", daemon=True).start()
 
@@ -60,8 +69,9 @@ class Lease:
 class AsyncLease:
     """:class:`Lease` for async callers: renewed by a task on the running loop."""
 
-    def __init__(self, tier: Any, key: str, token: str, seconds: float) -> None:
+    def __init__(self, tier: Any, key: str, token: str, seconds: float, fence: int | None = None) -> None:
         self.tier, self.key, self.token, self.seconds = tier, key, token, seconds
+        self.fence = fence
         self._task = asyncio.get_running_loop().create_task(self._renew())
 
     async def _renew(self) -> None:
@@ -87,17 +97,29 @@ def take(tier: Any, key: str, seconds: float) -> Lease | None:
     Raises what the tier raises (the caller decides to call alone).
     """
     token = secrets.token_hex(16)
-    if tier.call(lambda: tier.backend.lock(key, token, seconds)):
-        return Lease(tier, key, token, seconds)
-    return None
+    if not tier.call(lambda: tier.backend.lock(key, token, seconds)):
+        return None
+    fence = None
+    if callable(getattr(tier.backend, "fence", None)):
+        try:
+            fence = tier.call(lambda: tier.backend.fence(key))
+        except Exception as exc:  # noqa: BLE001 - without a token the answer is stored unfenced
+            logger.debug("taking a fencing token failed: %r", exc)
+    return Lease(tier, key, token, seconds, fence)
 
 
 async def atake(tier: Any, key: str, seconds: float) -> AsyncLease | None:
     """Async :func:`take`."""
     token = secrets.token_hex(16)
-    if await tier.acall(lambda: tier.backend.alock(key, token, seconds)):
-        return AsyncLease(tier, key, token, seconds)
-    return None
+    if not await tier.acall(lambda: tier.backend.alock(key, token, seconds)):
+        return None
+    fence = None
+    if callable(getattr(tier.backend, "afence", None)):
+        try:
+            fence = await tier.acall(lambda: tier.backend.afence(key))
+        except Exception as exc:  # noqa: BLE001 - without a token the answer is stored unfenced
+            logger.debug("taking a fencing token failed: %r", exc)
+    return AsyncLease(tier, key, token, seconds, fence)
 
 
 @dataclass(frozen=True, slots=True)

@@ -107,7 +107,7 @@ class AsyncFace:
             note(Outcome.MISS, worth=worth)
             data = encode(state, plan, result, KIND_VALUE, worth)
             if data is not None:
-                await tiers.awrite(state, plan, key, data)
+                await tiers.awrite(state, plan, key, data, None if lease is None else lease.fence)
             return result, data
         finally:
             if lease is not None:

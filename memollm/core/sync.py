@@ -131,7 +131,7 @@ class SyncFace:
             note(Outcome.MISS, worth=worth)
             data = encode(state, plan, result, KIND_VALUE, worth)
             if data is not None:
-                tiers.write(state, plan, key, data)
+                tiers.write(state, plan, key, data, None if lease is None else lease.fence)
             return result, data
         finally:
             if lease is not None:

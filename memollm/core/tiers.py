@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .._log import warn_once
+from .._log import logger, warn_once
 from ..backends import Backend
 from ..codec import Entry
 from ..outcomes import Outcome
@@ -210,18 +210,51 @@ async def aquiet(state: State, plan: Plan, key: str, kind: int) -> Stored | None
     return None
 
 
-def write(state: State, plan: Plan, key: str, data: bytes) -> None:
-    """Store an entry in every tier, for its TTL plus the stale window."""
+def write(state: State, plan: Plan, key: str, data: bytes, fence: int | None = None) -> None:
+    """Store an entry in every tier, for its TTL plus the stale window.
+
+    ``fence``: the token of the lease it was made under. The lock tier is written first and
+    refuses it if a later holder stored its answer; then no tier is written.
+    """
     ttl = plan.physical_ttl
-    each(state, plan, lambda tier: tier.set(key, data, ttl))
+    done = None
+    lock = plan.lock
+    if fence is not None and lock is not None and callable(getattr(lock.backend, "set_fenced", None)):
+        try:
+            if not lock.call(lambda: lock.backend.set_fenced(key, data, ttl, fence)):
+                _fenced_out(state)
+                return
+            done = lock
+        except Exception as exc:  # noqa: BLE001 - a failing tier is skipped
+            state.tier_failed(plan, lock.name, exc)
+    each(state, plan, lambda tier: None if tier is done else tier.set(key, data, ttl))
     state.stats.add("stores")
 
 
-async def awrite(state: State, plan: Plan, key: str, data: bytes) -> None:
+async def awrite(state: State, plan: Plan, key: str, data: bytes, fence: int | None = None) -> None:
     """Async :func:`write`."""
     ttl = plan.physical_ttl
-    await aeach(state, plan, lambda tier: tier.aset(key, data, ttl))
+    done = None
+    lock = plan.lock
+    if fence is not None and lock is not None and callable(getattr(lock.backend, "aset_fenced", None)):
+        try:
+            if not await lock.acall(lambda: lock.backend.aset_fenced(key, data, ttl, fence)):
+                _fenced_out(state)
+                return
+            done = lock
+        except Exception as exc:  # noqa: BLE001 - a failing tier is skipped
+            state.tier_failed(plan, lock.name, exc)
+    await aeach(state, plan, lambda tier: _nothing() if tier is done else tier.aset(key, data, ttl))
     state.stats.add("stores")
+
+
+async def _nothing() -> None:
+    return None
+
+
+def _fenced_out(state: State) -> None:
+    logger.info("%s: an answer made under a lease that lapsed was not stored: the process that took "
+                "the lease over stored its own", state.name)  # fmt: skip
 
 
 def each(state: State, plan: Plan, op: Callable[[Backend], int | None], upto: int | None = None) -> int:

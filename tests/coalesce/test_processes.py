@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from pathlib import Path
 
 import pytest
 import redis
@@ -107,3 +108,106 @@ async def test_a_failed_renewal_is_logged_not_raised(
     held.release()
     await aheld.release()
     await shared.backend.aclose()
+
+
+# -- a holder that wakes late never overwrites the answer of the one that took over -------------
+
+LATE_HOLDER = """
+import asyncio, json, os, pathlib, sys, time
+import memollm
+from memollm.backends.redis import RedisBackend
+
+memollm.register_tier("redis", RedisBackend(os.environ["REDIS"]))
+name, folder, face = sys.argv[1], pathlib.Path(sys.argv[2]), sys.argv[3]
+settings = {"tiers": ["memory", "redis"], "distributed": True, "version": "1"}
+
+def answered() -> str:
+    (folder / f"{name}.calling").touch()
+    while not (folder / f"{name}.go").exists():  # the test says when the model answers
+        time.sleep(0.01)
+    return f"answer from {name}"
+
+@memollm.cached_llm(**settings)
+def ask(question: str) -> str:
+    return answered()
+
+@memollm.cached_llm(**settings)
+async def aask(question: str) -> str:
+    return await asyncio.to_thread(answered)
+
+answer = ask("the shared question") if face == "sync" else asyncio.run(aask("the shared question"))
+print(json.dumps({"answer": answer}))
+"""
+
+
+def _stored(url: str) -> list[object]:
+    from memollm.codec import Codec
+
+    return [Codec().decode(data).value for _, data in RedisBackend(url).scan()]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("face", ["sync", "async"])
+def test_a_holder_that_wakes_late_never_overwrites_the_takeover(
+    redis_url: str, tmp_path: Path, face: str
+) -> None:
+    """A is stopped past its lease mid-call; B takes over and stores; A wakes: B's answer stays stored."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from ..helpers import eventually
+
+    script = tmp_path / "worker.py"
+    script.write_text(LATE_HOLDER)
+    env = {**os.environ, "REDIS": redis_url, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+
+    def start(name: str) -> subprocess.Popen[str]:
+        command = [sys.executable, str(script), name, str(tmp_path), face]
+        return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    a = start("a")
+    try:
+        assert eventually((tmp_path / "a.calling").exists, timeout=30)
+        a.send_signal(signal.SIGSTOP)  # holding the lease, inside the model call
+        (tmp_path / "b.go").touch()
+        b = start("b")  # waits out a's lease (no renewals come), takes over, answers, stores
+        out, err = b.communicate(timeout=60)
+        assert b.returncode == 0, err
+        assert json.loads(out.strip().splitlines()[-1]) == {"answer": "answer from b"}
+        assert _stored(redis_url) == ["answer from b"]
+        (tmp_path / "a.go").touch()
+        a.send_signal(signal.SIGCONT)
+        out, err = a.communicate(timeout=60)
+        assert a.returncode == 0, err
+        assert json.loads(out.strip().splitlines()[-1]) == {"answer": "answer from a"}  # its own caller's
+        assert _stored(redis_url) == ["answer from b"]
+    finally:
+        if a.poll() is None:
+            a.send_signal(signal.SIGCONT)
+            a.kill()
+            a.communicate()
+
+
+@pytest.mark.parametrize("kind", ["redis", "cluster"])
+def test_a_fenced_write_is_refused_only_after_a_later_token(
+    kind: str, request: pytest.FixtureRequest
+) -> None:
+    """Tokens grow per key; a write under an older token than the last one stored is refused (Cluster too)."""
+    url = request.getfixturevalue("redis_url" if kind == "redis" else "cluster_url")
+    backend = RedisBackend(url, cluster=kind == "cluster")
+    first, second = backend.fence("ns:f:k"), backend.fence("ns:f:k")
+    assert second == first + 1
+    assert backend.fence("ns:f:other") == 1
+    assert backend.set_fenced("ns:f:k", b"new", 60, second)
+    assert not backend.set_fenced("ns:f:k", b"old", 60, first)
+    assert backend.get("ns:f:k") == b"new"
+    assert backend.set_fenced("ns:f:k", b"newer", None, backend.fence("ns:f:k"))
+    assert backend.get("ns:f:k") == b"newer"
+    admin = backend.client
+    assert admin.pttl("memollm:ns:f:k") == -1
+    assert admin.pttl("{memollm:ns:f:k}:fence") == -1  # the token lives as long as its entry
+    backend.clear("ns:")
+    assert admin.exists("memollm:ns:f:k", "{memollm:ns:f:k}:fence", "{memollm:ns:f:other}:fence") == 0
