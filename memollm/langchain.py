@@ -23,6 +23,7 @@ from langchain_core.messages import message_to_dict, messages_from_dict
 from langchain_core.outputs import ChatGeneration, Generation
 
 from ._decorator import cached_llm
+from .errors import ConfigError
 from .statistics import CacheStats
 
 __all__ = ["MemoLLMCache"]
@@ -40,11 +41,18 @@ class MemoLLMCache(BaseCache):
     """
 
     def __init__(self, *, name: str = _NAME, **policy: Any) -> None:
-        def langchain_generations(question: str, context: str, llm_string: str) -> tuple[Any, ...]:
+        def langchain_generations(
+            question: str, context: str, llm_string: str, prompt: str
+        ) -> tuple[Any, ...]:
             raise LookupError("never called: the cache is read and written, not called through")
 
-        policy.setdefault("version", "langchain-2")
-        self._fn = cached_llm(name=name, prompt_arg="question", **policy)(langchain_generations)
+        if policy.get("key") is not None:
+            raise ConfigError("MemoLLMCache keys on LangChain's prompt and llm_string; key= cannot be set")
+        policy.setdefault("version", "langchain-3")
+        # The exact key is the prompt as given (any two texts a model would see differently are two
+        # entries); the semantic partition is the rest of the conversation, without the question.
+        policy["ignore"] = frozenset(policy.get("ignore", ())) | {"prompt"}
+        self._fn = cached_llm(name=name, prompt_arg="question", key=_exact, **policy)(langchain_generations)
         # Prompts split, and stored entries turned back into Generations, by identity: a hit
         # on the memory tier hands back the same immutable value, so both are done once.
         self._splits: LRUCache[str, tuple[str, str]] = LRUCache(maxsize=1024)
@@ -52,15 +60,15 @@ class MemoLLMCache(BaseCache):
 
     def lookup(self, prompt: str, llm_string: str) -> list[Generation] | None:
         """The generations cached for ``prompt`` under ``llm_string`` (or a similar prompt's), else None."""
-        return self._restore(self._fn.cache.get(*self._split(prompt), llm_string))
+        return self._restore(self._fn.cache.get(*self._split(prompt), llm_string, prompt))
 
     async def alookup(self, prompt: str, llm_string: str) -> list[Generation] | None:
         """Async :meth:`lookup`."""
-        return self._restore(await self._fn.cache.aget(*self._split(prompt), llm_string))
+        return self._restore(await self._fn.cache.aget(*self._split(prompt), llm_string, prompt))
 
     def update(self, prompt: str, llm_string: str, return_val: Sequence[Generation]) -> None:
         """Store the generations a model made for ``prompt`` under ``llm_string``."""
-        self._fn.cache.store(_plain(return_val), *self._split(prompt), llm_string)
+        self._fn.cache.store(_plain(return_val), *self._split(prompt), llm_string, prompt)
 
     async def aupdate(self, prompt: str, llm_string: str, return_val: Sequence[Generation]) -> None:
         """Async :meth:`update` (the tier writes run on a worker thread)."""
@@ -96,13 +104,19 @@ class MemoLLMCache(BaseCache):
         return restored
 
 
+def _exact(question: str, context: str, llm_string: str, prompt: str) -> list[str]:
+    """The exact key's material: the prompt as LangChain gave it, and the model's settings."""
+    return [prompt, llm_string]
+
+
 def _split(prompt: str) -> tuple[str, str]:
     """(the question, everything else): for a chat model, its last human message and the rest.
 
     A chat model's prompt is its messages as LangChain serialises them (JSON). The question is
     what the semantic tier embeds; the rest (system prompt, earlier turns) joins ``llm_string``
     in the partition, so a similar question only matches within the same conversation so far.
-    Together they are the whole prompt, so the exact key stays complete.
+    The exact key is the prompt itself (see :func:`_exact`), so normalising here (the context's
+    keys sorted) only groups what may be compared, never what is served as the same.
     """
     if not prompt.startswith("[{"):
         return prompt, ""

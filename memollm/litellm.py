@@ -18,9 +18,12 @@ from litellm.caching.base_cache import BaseCache
 
 from ._decorator import cached_llm
 from .errors import ConfigError
+from .policy import Policy
 from .statistics import CacheStats
 
 __all__ = ["MemoLLMCache", "enable"]
+
+_FOREVER = 10 * 365 * 86400  # LiteLLM's default_ttl for entries that never expire
 
 
 class MemoLLMCache(BaseCache):
@@ -36,7 +39,9 @@ class MemoLLMCache(BaseCache):
             raise ConfigError(
                 "memollm.litellm: LiteLLM's cache interface gives keys only; semantic is not possible"
             )
-        super().__init__(default_ttl=int(policy.get("ttl") or 3600))
+        # Whatever cached_llm accepts (seconds, a timedelta, an AdaptiveTTL, None), read as seconds.
+        seconds = Policy(ttl=policy.get("ttl", Policy().ttl)).ttl_seconds
+        super().__init__(default_ttl=max(1, round(seconds)) if seconds is not None else _FOREVER)
 
         def litellm_entry(key: str) -> Any:
             raise LookupError("never called: the cache is read and written, not called through")

@@ -87,3 +87,16 @@ def test_update_and_lookup_round_trip(cache: MemoLLMCache) -> None:
     assert isinstance(chat, ChatGeneration) and isinstance(chat.message, AIMessage)
     assert chat.message.content == "hi"
     assert cache.lookup("p", "other llm") is None
+
+
+def test_prompts_are_keyed_as_given(cache: MemoLLMCache) -> None:
+    """Two prompts that differ only in the order of their JSON keys are two prompts: two entries."""
+    from langchain_core.outputs import Generation
+
+    one = '[{"id": ["HumanMessage"], "kwargs": {"content": "q", "x": 1, "y": 2}}]'
+    two = '[{"id": ["HumanMessage"], "kwargs": {"content": "q", "y": 2, "x": 1}}]'
+    cache.update(one, "llm", [Generation(text="for one")])
+    assert cache.lookup(two, "llm") is None
+    restored = cache.lookup(one, "llm")
+    assert restored is not None
+    assert restored[0].text == "for one"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -76,3 +77,21 @@ def test_tenants_isolate(backend: MemoLLMCache) -> None:
 def test_semantic_is_refused_with_a_reason() -> None:
     with pytest.raises(ConfigError, match="keys only"):
         MemoLLMCache(semantic=True)
+
+
+@pytest.mark.parametrize(
+    ("ttl", "seconds"),
+    [(timedelta(minutes=5), 300), (600, 600), (memollm.AdaptiveTTL(base=60, hot=3600), 60), (None, None)],
+    ids=["timedelta", "seconds", "adaptive", "never"],
+)
+def test_ttl_takes_what_cached_llm_takes(ttl: Any, seconds: int | None) -> None:
+    """ttl= accepts seconds, a timedelta, an AdaptiveTTL or None, as cached_llm does; entries get it."""
+    backend = enable(ttl=ttl)
+    try:
+        assert ask("first").choices[0].message.content == "first"
+        assert ask("second").choices[0].message.content == "first"
+        if seconds is not None:
+            assert backend.default_ttl == seconds
+            assert backend.stats().hits == {"memory": 1}
+    finally:
+        litellm.cache = None
