@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 import sys
 import threading
@@ -264,11 +265,17 @@ class TestHelpers:
         def g(prompt: str) -> str:
             return llm(prompt)
 
-        before = memollm.stats()
-        f("x")
-        f("x")
-        g("x")
-        after = memollm.stats()
+        # stats() sums the caches alive: none may be collected between the two snapshots.
+        gc.collect()
+        gc.disable()
+        try:
+            before = memollm.stats()
+            f("x")
+            f("x")
+            g("x")
+            after = memollm.stats()
+        finally:
+            gc.enable()
         assert after.misses - before.misses == 2
         assert after.hit_count - before.hit_count == 1
 
