@@ -67,6 +67,7 @@ class KeyExplanation:
     scope: object = None
     code: str | None = None  # the code fingerprint (None when ``version`` replaces it)
     left_out: tuple[str, ...] = ()  # closure values and instance attributes that could not be keyed
+    normalised: str | None = None  # a semantic policy keys the prompt by this normal form
 
 
 def _is_instance(value: object, instance: object, name: str) -> bool:
@@ -96,6 +97,9 @@ class KeyBuilder:
         self._drift = StateDrift()
         self._last: tuple[tuple[Any, ...], dict[str, Any], object, object, KeyInfo] | None = None
         self.code, self.left_out = self._fingerprint(raw)
+        # Prompts that differ only in case, punctuation or fillers share one entry under a
+        # policy that serves semantic hits: they are one question (memollm.semantic.normal).
+        self._normalise = _serves_semantic(policy)
         # What the function is: its code, unless an explicit version stands for it.
         self._identity = ["version", policy.version] if policy.version is not None else ["code", self.code]
 
@@ -187,6 +191,7 @@ class KeyBuilder:
             scope=readable(self._scoped()),
             code=self.code,
             left_out=self.left_out,
+            normalised=components.get("<prompt>"),  # type: ignore[arg-type]
         )
 
     def _compute(
@@ -204,16 +209,31 @@ class KeyBuilder:
                 ) from exc
             components["<key>"] = canonical(custom, "key()")
         else:
-            for name, value in arguments.items():
+            keyed, prompt = self._normalised(arguments)
+            for name, value in keyed.items():
                 if name in self.policy.ignore:
                     continue
                 if name == self._first and _is_instance(value, instance, name):
                     components[name] = self._instance(value, arguments)
                 else:
                     components[name] = canonical(value, name)
+            if prompt is not None:
+                components["<prompt>"] = prompt
         material = pack([KEY_SCHEMA, self.function_id, self._identity, self._scoped(), components])
         digest = hashlib.blake2b(material, digest_size=16).hexdigest()
         return KeyInfo(self.prefix + digest, self._sampled(arguments)), components
+
+    def _normalised(self, arguments: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+        """The arguments with the prompt set apart, and its normal form (when the policy normalises)."""
+        if not self._normalise:
+            return arguments, None
+        found = find_prompt(arguments, self.policy.prompt_arg)
+        if found is None:
+            return arguments, None
+        from .semantic.normal import normal_form
+
+        normal = normal_form(found[0])
+        return (arguments, None) if normal is None else (found[1], normal)
 
     def _instance(self, obj: object, arguments: dict[str, Any]) -> object:
         """A method's instance in the key: its class and public state; warns about what is left out."""
@@ -320,3 +340,12 @@ class KeyBuilder:
                 return True
         # A pass-through of an OpenAI-style request that leaves temperature to the provider.
         return self._var_kw and any(name in extra for name in _PROMPTISH)
+
+
+def _serves_semantic(policy: Policy) -> bool:
+    if policy.semantic is None or policy.semantic == "shadow":
+        return False
+    from .semantic.settings import resolve
+
+    settings = resolve(policy.semantic, policy.verify)
+    return settings is not None and settings.normalise

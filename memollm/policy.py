@@ -139,8 +139,9 @@ class Policy:
         namespace: Groups entries so they can be cleared together; part of every key.
         tiers: Cache tiers to read through, fastest first: names (``"memory"``) or
             backend objects.
-        semantic: ``True`` for the semantic tier at the recommended threshold (chosen so
-            that 95% of the semantic hits on public labeled pairs were right), a cosine
+        semantic: ``True`` for the semantic tier: the difference rules, the recommended cosine
+            threshold and the learned verifier (96.5% of the semantic hits on public labeled
+            pairs were right; docs/semantic.md), a cosine
             threshold (``0.92``), a :class:`Semantic` (``Semantic(max_error=0.02)``: hits
             with an error rate learned on your traffic), ``"shadow"`` to measure without
             serving, or ``None`` for exact caching only.

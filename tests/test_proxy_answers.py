@@ -203,8 +203,9 @@ def test_serve_takes_an_upstream_timeout(tmp_path: Path, upstream: Upstream) -> 
 
 # -- error-bounded semantic hits compare the answers, not the envelopes -------------------------
 
-OPENERS = ["", "Please tell me: ", "Quick question: ", "I wonder, ", "Can you explain ", "Tell me "]
-CLOSERS = ["", " please", " thanks", " in simple terms", " briefly", " for a beginner"]
+# Re-phrasings, none of them the same question spelled otherwise (those share one entry: exact hits).
+OPENERS = ["", "Explain ", "Describe ", "Define ", "Can you explain ", "I need to understand "]
+CLOSERS = ["", " in simple terms", " briefly", " for a beginner", " with an example", " in networking"]
 PARAPHRASES = [f"{o}what is a proxy server?{c}" for o in OPENERS for c in CLOSERS]
 
 
@@ -226,6 +227,7 @@ def _ask_all(served: Served) -> list[tuple[str, str]]:
 
 def test_bounded_semantic_hits_never_serve_answers_that_differ(upstream: Upstream, embedder: object) -> None:
     """An upstream that answers each re-phrasing differently: every check finds it wrong, none is served."""
+    upstream.play(*[Reply(body=completion_body(f"Answer number {i}.")) for i in range(len(PARAPHRASES))])
     with _bounded_proxy(upstream, embedder) as served:
         marks = _ask_all(served)
         stats = served.app.stats()

@@ -27,7 +27,7 @@ from .helpers import eventually
 
 PARAPHRASES = [
     ("How do I create a list in Python?", "What's the way to make a Python list?"),
-    ("How do I reverse a string in Python?", "How can I reverse a string in Python?"),
+    ("How do I reverse a string in Python?", "What's the best way to reverse a Python string?"),
     ("How many feet are in a mile?", "How many feet does a mile have?"),
 ]
 # Made-up look-alikes of the families the verifier was built against: never served.
@@ -111,9 +111,10 @@ class TestHits:
             return llm(question)
 
         ask(PARAPHRASES[1][0])
-        ask(PARAPHRASES[1][1])
+        with memollm.lookup() as seen:
+            ask(PARAPHRASES[1][1])
         assert llm.calls == 1
-        assert ask.cache.state.current().threshold == recommended_threshold() >= 0.85
+        assert seen.similarity is not None and seen.similarity >= recommended_threshold() >= 0.85
         assert memollm.Policy.parse_settings({"semantic": "true"}, source="env") == {"semantic": True}
 
     def test_without_guards_the_lookalikes_would_hit(self, llm: FakeLLM, embedder: Any) -> None:

@@ -76,14 +76,22 @@ def where() -> None:
 )
 @click.option("--model-path", default=None, help="a local model folder (default: as the cache finds it)")
 def explain(cached: str, query: str, threshold: float | None, model_path: str | None) -> None:
-    """Would QUERY be answered from CACHED's entry? The similarity, the guards, the verifier.
+    """Would QUERY be answered from CACHED's entry? The similarity, the rules, the verifier.
 
-    Prints the same verdict the cache reaches with semantic=True (or --threshold), and why.
+    Prints the same verdict the cache reaches with semantic=True (or semantic=THRESHOLD), and why:
+    the cache's own decision code.
     """
+    from ..semantic.normal import normal_form
+    from ..semantic.settings import check, resolve
+
+    settings = resolve(True if threshold is None else threshold)
+    assert settings is not None
+    if query == cached or normal_form(query) == normal_form(cached) is not None:
+        verdict = check(query, cached, 1.0, settings)
+        click.echo(f"verdict     served: {verdict.reason}, one entry (no embedding needed)")
+        return
     try:
         from ..semantic.embedder import EmbedderUnavailable, FastEmbedder
-        from ..semantic.learned import learned_verifier, recommended_threshold
-        from ..semantic.why import judge
     except ImportError as exc:
         raise click.ClickException(
             f"explain needs the semantic extra: pip install 'memollm-cache[semantic]' ({exc})"
@@ -94,9 +102,8 @@ def explain(cached: str, query: str, threshold: float | None, model_path: str | 
     except EmbedderUnavailable as exc:
         raise click.ClickException(str(exc)) from None
     similarity = float(vectors[0] @ vectors[1])
-    limit = recommended_threshold() if threshold is None else threshold
-    check = judge(query, cached, similarity, limit, learned_verifier)
-    click.echo(f"similarity  {similarity:.3f} (threshold {limit:.2f})")
-    if check.score is not None:
-        click.echo(f"verifier    {check.score:.2f}")
-    click.echo(f"verdict     {'served' if check.served else 'not served'}: {check.reason}")
+    verdict = check(query, cached, similarity, settings)
+    click.echo(f"similarity  {similarity:.3f} (threshold {settings.threshold:.2f})")
+    if verdict.score is not None:
+        click.echo(f"verifier    {verdict.score:.2f}")
+    click.echo(f"verdict     {'served' if verdict.served else 'not served'}: {verdict.reason}")

@@ -103,6 +103,8 @@ class LLMCache:
         plan = self.state.current()
         key = plan.keys.info(self.state.bound, args, kwargs).key
         parts = plan.keys.semantic(self.state.bound, args, kwargs) if plan.semantic is not None else None
+        if parts is not None and plan.semantic is not None:
+            parts = plan.semantic.routed(parts)
         return plan, key, None if parts is None else parts.partition
 
     def _clear_vectors(self, plan: Plan) -> None:

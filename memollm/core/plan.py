@@ -25,12 +25,10 @@ from ..resilience.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from ..backends.redis_vectors import RedisVectorIndex
+    from ..semantic.settings import Settings
     from ..semantic.tier import SemanticTier
 
-__all__ = ["SHADOW_THRESHOLD", "Locking", "Plan", "VectorLog", "build"]
-
-SHADOW_THRESHOLD = 0.90  # the cosine threshold shadow mode measures would-be hits at
-BOUNDED_FLOOR = 0.80  # below this cosine, error-bounded mode considers nothing
+__all__ = ["Locking", "Plan", "VectorLog", "build"]
 
 
 @runtime_checkable
@@ -90,8 +88,7 @@ class Plan:
     semantic: SemanticTier | None
     vector_log: Guarded | None  # the tier whose backend shares prompt vectors
     server_index: ServerIndex | None  # the semantic index in the Redis server (vector search)
-    threshold: float  # cosine threshold of semantic hits
-    shadow: bool  # semantic lookups only measured, never served
+    settings: Settings | None  # what semantic= means (memollm.semantic.settings), with a semantic tier
     adaptive: AdaptiveTTL | None
     flat: bool  # memoised memory hits may take the flat path (no per-key bookkeeping needed)
     bounded: Semantic | None  # semantic hits with a promised error rate (Semantic(max_error=...))
@@ -101,6 +98,11 @@ class Plan:
     def resilient(self) -> bool:
         """Whether the upstream call goes through retries or a key pool."""
         return self.retry is not None or self.keys_pool is not None
+
+    @property
+    def shadow(self) -> bool:
+        """Whether semantic lookups are only measured, never served."""
+        return self.settings is not None and not self.settings.serves
 
     @property
     def physical_ttl(self) -> float | None:
@@ -153,8 +155,7 @@ def build(
         semantic=semantic,
         vector_log=_capable(tiers, VectorLog) if semantic is not None else None,
         server_index=_server_index(tiers, policy.semantic_index, fid) if semantic is not None else None,
-        threshold=_threshold(policy.semantic),
-        shadow=policy.semantic == "shadow",
+        settings=_settings(policy) if semantic is not None else None,
         adaptive=policy.adaptive,
         flat=memory_first and policy.adaptive is None,
         bounded=bounded,
@@ -162,21 +163,10 @@ def build(
     )
 
 
-def _threshold(semantic: object) -> float:
-    """The cosine threshold of semantic hits: the policy's, or the recommended one for ``True``."""
-    if isinstance(semantic, float):
-        return semantic
-    if isinstance(semantic, Semantic):
-        if semantic.threshold is not None:
-            return semantic.threshold
-        if semantic.max_error is not None:
-            return BOUNDED_FLOOR
-        semantic = True
-    if semantic is True:
-        from ..semantic.learned import recommended_threshold
+def _settings(policy: Policy) -> Settings | None:
+    from ..semantic.settings import resolve
 
-        return recommended_threshold()
-    return SHADOW_THRESHOLD
+    return resolve(policy.semantic, policy.verify)
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,7 @@ def prepare(
         return None
     if parts is None:
         return None
+    parts = semantic.routed(parts)
     vector = semantic.vector(state.name, parts.text)
     if vector is None:
         return None
@@ -96,7 +97,8 @@ def find(state: State, plan: Plan, instance: object, made: Call, kind: int) -> t
         note(Outcome.SEMANTIC_HIT, "semantic", candidate.similarity, found.entry.created, worth)
         return found.entry.value, None
     if active_lookup() is not None:  # someone asks why: worth a second search
-        why(semantic.why_not(parts.partition, vector, parts.text, plan.threshold))
+        assert plan.settings is not None
+        why(semantic.why_not(parts.partition, vector, parts.text, plan.settings))
     return MISSING, pending
 
 
@@ -179,6 +181,7 @@ def index_many(state: State, plan: Plan, stored: list[tuple[str, SemanticParts]]
 
     semantic = plan.semantic
     assert semantic is not None
+    stored = [(key, semantic.routed(parts)) for key, parts in stored]
     for start in range(0, len(stored), batch):
         chunk = stored[start : start + batch]
         try:

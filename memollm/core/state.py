@@ -139,17 +139,15 @@ class State:
             warn_once(
                 ("semantic-extra",),
                 "semantic caching needs the 'semantic' extra (pip install 'memollm-cache[semantic]'): %s; "
-                "caching exact matches only",
+                "caching exact matches, and questions that differ only in case, punctuation or filler words",
                 exc,
             )
             return None
-        verify = _verifier(policy)
-        shape = (id(policy.embedder), id(verify), policy.semantic_top_k, policy.semantic_max_entries,
+        shape = (id(policy.embedder), policy.semantic_top_k, policy.semantic_max_entries,
                  policy.semantic_max_bytes)  # fmt: skip
         if self._semantic is None or self._semantic_shape != shape:
             self._semantic = SemanticTier(
                 embedder=policy.embedder,
-                verify=verify,
                 top_k=policy.semantic_top_k,
                 max_entries=policy.semantic_max_entries,
                 max_bytes=policy.semantic_max_bytes,
@@ -157,20 +155,3 @@ class State:
             )
             self._semantic_shape = shape
         return self._semantic
-
-
-def _verifier(policy: Policy) -> Any:
-    """The check candidates must pass.
-
-    A Semantic's own; the vetoes alone in error-bounded mode (the bound decides the rest);
-    else the policy's ``verify`` (None: the vetoes and the learned model).
-    """
-    semantic = policy.semantic
-    if isinstance(semantic, Semantic):
-        if semantic.verify is not None:
-            return semantic.verify
-        if semantic.max_error is not None:
-            from ..semantic.verify import default_verifier
-
-            return default_verifier
-    return policy.verify

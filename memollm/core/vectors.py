@@ -29,21 +29,23 @@ def candidates(
     """Verified stored prompts similar enough to ``text``, most similar first."""
     semantic = plan.semantic
     assert semantic is not None
+    settings = plan.settings
+    assert settings is not None
     server = plan.server_index
     if server is None:
         _pull(state, plan, partition, len(vector))
-        yield from semantic.candidates(partition, vector, text, plan.threshold)
+        yield from semantic.candidates(partition, vector, text, settings)
         return
     from ..semantic.index import Candidate  # the semantic extra is there: a vector was made
 
     blob = vector.astype("float32").tobytes()
     try:
-        rows = server.tier.call(lambda: server.index.search(partition, blob, semantic.top_k, plan.threshold))
+        rows = server.tier.call(lambda: server.index.search(partition, blob, semantic.top_k, settings.floor))
     except Exception as exc:  # noqa: BLE001 - a failing tier is skipped: no candidate
         state.tier_failed(plan, server.tier.name, exc)
         return
     yield from semantic.verified(
-        text, (Candidate(key, prompt, similarity) for key, prompt, similarity in rows)
+        text, (Candidate(key, prompt, similarity) for key, prompt, similarity in rows), settings
     )
 
 

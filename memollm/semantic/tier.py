@@ -13,10 +13,11 @@ import numpy as np
 import numpy.typing as npt
 
 from .._log import info_once, warn_once
+from ..keys import SemanticParts
 from .embedder import BatchingEmbedder, EmbedderLoading, EmbedderUnavailable, FastEmbedder, as_embedder
 from .index import Candidate, SemanticIndex
-from .learned import learned_verifier
-from .why import SemanticCheck, judge
+from .settings import Settings, check
+from .why import SemanticCheck
 
 __all__ = ["Pending", "SemanticTier", "default_embedder"]
 
@@ -52,13 +53,12 @@ class Pending:
 
 
 class SemanticTier:
-    """An index of this function's prompts, an embedder and a verifier."""
+    """An index of this function's prompts and an embedder; candidates are judged by :func:`check`."""
 
     def __init__(
         self,
         *,
         embedder: Any,
-        verify: Callable[[str, str, float], bool] | bool | None,
         top_k: int,
         max_entries: int,
         clock: Callable[[], float],
@@ -69,15 +69,22 @@ class SemanticTier:
         else:
             inner = as_embedder(embedder)
             self.embedder = inner if isinstance(inner, BatchingEmbedder) else BatchingEmbedder(inner)
-        if verify is None or verify is True:
-            self.verify: Callable[[str, str, float], bool] | None = learned_verifier
-        else:
-            self.verify = verify or None
         self.top_k = top_k
         self.index = SemanticIndex(max_entries=max_entries, max_bytes=max_bytes, clock=clock)
         self.sync_every = 0.5  # seconds between pulls of a partition's shared vector log
         self._cursors: dict[str, object] = {}
         self._synced: dict[str, float] = {}
+
+    def routed(self, parts: SemanticParts) -> SemanticParts:
+        """``parts`` with the embedding model's route in the partition, when the embedder routes.
+
+        A model per language (:class:`~memollm.semantic.multilingual.ByLanguage`): vectors of
+        two models are never compared.
+        """
+        route = getattr(self.embedder.inner, "route", None)
+        if route is None:
+            return parts
+        return SemanticParts(parts.text, f"{parts.partition}~{route(parts.text)}")
 
     def sync_due(self, partition: str) -> bool:
         """Whether to pull ``partition``'s shared log now (at most every ``sync_every`` seconds)."""
@@ -136,23 +143,24 @@ class SemanticTier:
         return None
 
     def candidates(
-        self, partition: str, vector: npt.NDArray[np.float32], text: str, threshold: float
+        self, partition: str, vector: npt.NDArray[np.float32], text: str, settings: Settings
     ) -> Iterator[Candidate]:
-        """Verified stored prompts similar enough to ``text``, most similar first.
+        """Stored prompts whose answers may be served for ``text``, most similar first.
 
-        Verified one at a time, lazily: the caller usually stops at the first.
+        Checked one at a time, lazily: the caller usually stops at the first.
         """
-        return self.verified(text, self.index.search(partition, vector, k=self.top_k, threshold=threshold))
+        found = self.index.search(partition, vector, k=self.top_k, threshold=settings.floor)
+        return self.verified(text, found, settings)
 
-    def verified(self, text: str, found: Iterable[Candidate]) -> Iterator[Candidate]:
-        """The candidates the verifier lets through for ``text``, in order, lazily."""
-        verify = self.verify
+    @staticmethod
+    def verified(text: str, found: Iterable[Candidate], settings: Settings) -> Iterator[Candidate]:
+        """The candidates :func:`check` lets through for ``text``, in order, lazily."""
         for candidate in found:
-            if verify is None or verify(text, candidate.text, candidate.similarity):
+            if check(text, candidate.text, candidate.similarity, settings).served:
                 yield candidate
 
     def why_not(
-        self, partition: str, vector: npt.NDArray[np.float32], text: str, threshold: float
+        self, partition: str, vector: npt.NDArray[np.float32], text: str, settings: Settings
     ) -> SemanticCheck:
         """Why no stored question's answer was served: the best candidate and what refused it."""
         found = self.index.search(partition, vector, k=1, threshold=-1.0)
@@ -160,4 +168,4 @@ class SemanticTier:
             return SemanticCheck(
                 False, "nothing is stored yet for this function, model, parameters and tenant"
             )
-        return judge(text, found[0].text, found[0].similarity, threshold, self.verify)
+        return check(text, found[0].text, found[0].similarity, settings)

@@ -19,6 +19,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from .normal import cjk_share
+
 __all__ = [
     "ANTONYMS", "NEGATIONS", "default_verifier", "entities", "explain", "normalise", "numbers", "order_flips",
 ]  # fmt: skip
@@ -139,16 +141,6 @@ def _entity(token: str) -> str:
     return word
 
 
-def _cjk_share(text: str) -> float:
-    letters = [c for c in text if not c.isspace()]
-    if not letters:
-        return 0.0
-    cjk = sum(
-        "\u3040" <= c <= "\u30ff" or "\u3400" <= c <= "\u9fff" or "\uac00" <= c <= "\ud7af" for c in letters
-    )
-    return cjk / len(letters)
-
-
 def order_flips(a: list[str], b: list[str]) -> bool:
     """Whether tokens found once in each list come in a different order."""
     shared = [t for t in dict.fromkeys(a) if a.count(t) == 1 and b.count(t) == 1]
@@ -170,7 +162,7 @@ def _opposites_or_units(qw: list[str], cw: list[str], ql: str, cl: str) -> str |
 
 def explain(query: str, cached: str) -> str | None:  # noqa: PLR0911 - one return per veto
     """Why ``cached``'s answer must not be served for ``query`` (None if no veto applies)."""
-    if _cjk_share(query) > 0.3 or _cjk_share(cached) > 0.3:
+    if cjk_share(query) > 0.3 or cjk_share(cached) > 0.3:
         return "mostly CJK text: the default English model cannot compare it"
     qw, cw = _words(query), _words(cached)
     if _negations(qw) != _negations(cw):

@@ -27,17 +27,17 @@ from ..upstream import Reply, Upstream, completion
 # Paraphrases of one question, each close enough to an earlier one to be a candidate.
 CAPITAL = [
     "What is the capital of France?",
-    "What's the capital of France?",
+    "What city is the capital of France?",
     "Which city is the capital of France?",
-    "Tell me the capital of France.",
+    "Tell me France's capital.",
     "France's capital is which city?",
     "what is the capital city of france",
     "Name the capital of France.",
     "Capital of France?",
     "Which city serves as the capital of France?",
     "What is France's capital city?",
-    "Can you tell me the capital of France?",
-    "Do you know the capital of France?",
+    "Could you name the capital of France?",
+    "Do you know which city is France's capital?",
     "The capital of France is what?",
 ]
 # Lenient enough that a handful of agreeing comparisons make a similarity safe (the rule's
