@@ -1,6 +1,6 @@
 """Cache an Anthropic client's calls in place: ``client = memollm.anthropic.wrap(Anthropic(), ttl=600)``.
 
-Needs the ``anthropic`` package (``pip install 'memollm-cache[anthropic]'``). The wrapped
+Needs the ``anthropic`` package (the ``anthropic`` extra). The wrapped
 client's ``messages.create`` is cached (an ``AsyncAnthropic`` client's too), ``stream=True``
 included (the SDK's events, replayed one by one on a hit); everything else is the real
 client's, uncached. ``messages.stream(...)``, the SDK's helper that accumulates a message as
@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
+from .core import LLMCache
 from .sdk import Returns, wrap_client
+from .sdk import cache_of as _cache_of
 
-__all__ = ["METHODS", "wrap"]
+__all__ = ["METHODS", "cache_of", "wrap"]
 
 METHODS = ("messages.create",)
 C = TypeVar("C")
@@ -38,3 +40,11 @@ def wrap(client: C, *, methods: Mapping[str, Mapping[str, Any]] | None = None, *
     policy.setdefault("version", f"anthropic-{anthropic.__version__}")
     returns = {"messages.create": Returns(Message, RawMessageStreamEvent)}
     return wrap_client(client, METHODS, "anthropic", policy, methods, returns=returns)  # type: ignore[no-any-return]
+
+
+def cache_of(client: object, method: str = "messages.create", *, stream: bool = False) -> LLMCache:
+    """The cache of a wrapped client's ``method`` (``stream=True``: of its streams), typed.
+
+    ``memollm.anthropic.cache_of(client).stats()``; ``ValueError`` if the client is not wrapped.
+    """
+    return _cache_of(client, method, stream=stream)

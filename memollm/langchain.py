@@ -1,6 +1,6 @@
 """LangChain's LLM cache, backed by memollm: ``set_llm_cache(MemoLLMCache(ttl=600, semantic=True))``.
 
-Needs ``langchain-core`` (``pip install 'memollm-cache[langchain]'``). Entries are keyed by the
+Needs ``langchain-core`` (the ``langchain`` extra). Entries are keyed by the
 prompt and LangChain's ``llm_string`` (the model and its parameters); the semantic tier embeds
 the prompt (a chat model's last human message) and partitions by ``llm_string`` and the rest
 of the conversation, so two models, two temperatures or two system prompts never share an

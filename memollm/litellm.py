@@ -1,6 +1,6 @@
 """memollm as LiteLLM's cache: ``memollm.litellm.enable(ttl=600)``, then ``completion(..., caching=True)``.
 
-Needs ``litellm`` (``pip install 'memollm-cache[litellm]'``). LiteLLM keeps its own cache logic
+Needs ``litellm`` (the ``litellm`` extra). LiteLLM keeps its own cache logic
 (which calls are cached, its keys, assembling streams and replaying them, per-call
 ``cache={...}`` controls) and hands memollm what to store and look up under its key, through
 its documented cache interface: a ``Cache`` whose backend is a LiteLLM ``BaseCache``. memollm

@@ -1,6 +1,6 @@
 """Cache an OpenAI client's calls in place: ``client = memollm.openai.wrap(OpenAI(), ttl=600)``.
 
-Needs the ``openai`` package (``pip install 'memollm-cache[openai]'``). The wrapped client's
+Needs the ``openai`` package (the ``openai`` extra). The wrapped client's
 ``chat.completions.create``, ``responses.create`` and ``embeddings.create`` are cached (an
 ``AsyncOpenAI`` client's too, awaited); everything else is the real client's, uncached,
 ``with_raw_response`` included. Results are the SDK's own objects (``ChatCompletion``, ...);
@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
+from .core import LLMCache
 from .sdk import CachedAsyncStream, CachedStream, Returns, wrap_client
+from .sdk import cache_of as _cache_of
 
-__all__ = ["METHODS", "CachedAsyncStream", "CachedStream", "wrap"]
+__all__ = ["METHODS", "CachedAsyncStream", "CachedStream", "cache_of", "wrap"]
 
 METHODS = ("chat.completions.create", "responses.create", "embeddings.create")
 C = TypeVar("C")
@@ -63,3 +65,11 @@ def _returns() -> dict[str, Returns]:
     except ImportError:
         pass
     return out
+
+
+def cache_of(client: object, method: str = "chat.completions.create", *, stream: bool = False) -> LLMCache:
+    """The cache of a wrapped client's ``method`` (``stream=True``: of its streams), typed.
+
+    ``memollm.openai.cache_of(client).stats()``; ``ValueError`` if the client is not wrapped.
+    """
+    return _cache_of(client, method, stream=stream)

@@ -39,6 +39,15 @@ class Outcome(str, enum.Enum):
 
 
 SERVED = frozenset({Outcome.HIT, Outcome.SEMANTIC_HIT})  # answered by the cache itself
+_REASONS = {
+    Outcome.HIT: "the same call was answered before",
+    Outcome.SEMANTIC_HIT: "a similar question's answer was served",
+    Outcome.MISS: "nothing stored answers it: the model was called",
+    Outcome.STALE: "the call failed: an expired answer was served",
+    Outcome.COALESCED: "an identical call in flight was shared",
+    Outcome.BYPASS: "the cache was bypassed",
+    Outcome.UNCACHEABLE: "its arguments cannot be keyed: called through uncached",
+}
 
 
 @dataclass(slots=True)
@@ -47,11 +56,12 @@ class Lookup:
 
     ``outcome`` is an :class:`Outcome` (equal to its string: ``"hit"``, ``"semantic-hit"``,
     ``"miss"``, ``"stale"``, ``"coalesced"``, ``"bypass"``, ``"uncacheable"``); ``tier``
-    names the tier of a hit, ``similarity`` the cosine of a semantic hit, ``created`` when
-    the served entry was stored (wall clock). On a miss of a function with a semantic tier,
-    ``semantic`` says why no similar question's answer was served: the best stored question,
-    its similarity, and what refused it (the threshold, a guard, the verifier's score, or
-    error-bounded mode exploring).
+    names the tier of a hit, ``similarity`` the cosine of a semantic hit (on a miss, of the
+    most similar stored question, which was not served), ``created`` when the served entry
+    was stored (wall clock), ``reason`` why it ended so, in words. On a miss of a function
+    with a semantic tier, ``semantic`` says why no similar question's answer was served: the
+    best stored question, its similarity, and what refused it (the threshold, a rule, the
+    verifier's score, or error-bounded mode exploring).
     """
 
     outcome: Outcome | None = None
@@ -59,6 +69,13 @@ class Lookup:
     similarity: float | None = None
     created: float | None = None
     semantic: SemanticCheck | None = None
+
+    @property
+    def reason(self) -> str | None:
+        """Why the call ended as it did, in words (None before any call)."""
+        if self.semantic is not None:
+            return self.semantic.reason
+        return None if self.outcome is None else _REASONS.get(self.outcome, str(self.outcome))
 
     @property
     def stale(self) -> bool:

@@ -29,8 +29,9 @@ from typing import Any, NamedTuple
 
 from . import complete
 from ._decorator import cached_llm
+from .core import LLMCache
 
-__all__ = ["CachedAsyncStream", "CachedStream", "Returns", "endpoint_of", "wrap_client"]
+__all__ = ["CachedAsyncStream", "CachedStream", "Returns", "cache_of", "endpoint_of", "wrap_client"]
 
 # Never part of a key: how long to wait, and headers (where auth and tracing live).
 IGNORED = frozenset({"timeout", "extra_headers"})
@@ -113,6 +114,24 @@ def endpoint_of(client: Any) -> str:
     if any(value for _, value in rest):
         place += " #" + hashlib.blake2b(repr(rest).encode(), digest_size=8).hexdigest()
     return place
+
+
+def cache_of(client: Any, method: str, *, stream: bool = False) -> LLMCache:
+    """The cache of a wrapped client's method (its streams' with ``stream=True``): stats, clear, ...
+
+    Typed, where ``client.chat.completions.create.cache`` is not (the wrapped client is typed
+    as the SDK's own class). ``ValueError`` if the method is not cached by memollm.
+    """
+    target = client
+    try:
+        for part in method.split("."):
+            target = getattr(target, part)
+    except AttributeError:
+        raise ValueError(f"{method!r} is not a method of {client!r}") from None
+    found = getattr(target, "stream_cache" if stream else "cache", None)
+    if not isinstance(found, LLMCache):
+        raise ValueError(f"{method!r} of {client!r} is not cached by memollm: wrap the client first")
+    return found
 
 
 def _settings(policy: Mapping[str, Any], rule: Callable[[Any], object]) -> dict[str, Any]:

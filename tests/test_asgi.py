@@ -446,3 +446,14 @@ async def test_namespace_and_max_age_combinations_are_bounded(
         known_ns = await c.post(PATH, json=BODY, headers={"x-memollm-namespace": "ns3"})
         assert known_ns.headers["x-cache"] == "HIT"  # existing ones keep working
     assert middleware.slots == 64
+
+
+async def test_memollm_never_warns_about_its_own_functions(
+    app: App, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The middleware's cached functions are memollm's own: no closure warning reaches the user."""
+    caplog.set_level("WARNING", logger="memollm")
+    async with client(app) as c:
+        await c.post(PATH, json=BODY)
+        await c.post(PATH, json={**BODY, "stream": True})
+    assert not [r for r in caplog.records if "cannot be keyed" in r.getMessage()]

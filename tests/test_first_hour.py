@@ -136,6 +136,8 @@ class TestSemanticMisses:
         assert seen.outcome == "miss"
         assert seen.semantic is not None and not seen.semantic.served
         assert "turn on/turn off" in seen.semantic.reason
+        assert seen.reason == seen.semantic.reason  # the lookup itself says why, with the similarity
+        assert seen.similarity == seen.semantic.similarity
         assert seen.semantic.similarity is not None and seen.semantic.similarity > 0.8
         assert seen.semantic.candidate == "How do I turn on dark mode in Windows 11?"
         with memollm.lookup() as seen:
@@ -144,6 +146,7 @@ class TestSemanticMisses:
         with memollm.lookup() as seen:
             ask("What is the boiling point of water?")
         assert seen.outcome == "hit" and seen.semantic is None
+        assert seen.reason == "the same call was answered before" and seen.similarity is None
 
     def test_possessives_and_plurals_are_the_same_entity(self) -> None:
         from memollm.semantic.verify import explain

@@ -313,3 +313,21 @@ def test_a_database_that_cannot_be_indexed_keeps_the_process_index(
     assert ask.cache.stats().errors == 0
     assert vector_keys(url) == []
     assert sum("cannot index here" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_which_index_is_used_is_said(stack_url: str, redis_url: str, embedder: Any,
+                                     caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+    """An INFO line when a function's index goes to the server; `memollm stats` names the index."""
+    from click.testing import CliRunner
+
+    from memollm.cli import main
+
+    with caplog.at_level(logging.INFO, logger="memollm"):
+        ask = semantic_fn(FakeLLM(), embedder, stack_url)
+        ask(PARAPHRASES[0][0])
+    assert any("semantic index is in the Redis server" in r.getMessage() for r in caplog.records)
+    served = CliRunner().invoke(main, ["stats", "--redis", stack_url])
+    assert served.exit_code == 0, served.output
+    assert "semantic index: in this Redis server (vector search), 1 prompts indexed" in served.output
+    plain = CliRunner().invoke(main, ["stats", "--redis", redis_url])
+    assert "semantic index: in each process" in plain.output

@@ -271,3 +271,19 @@ def test_a_fresh_process_reads_what_another_stored(redis_url: str, upstream: Ups
     assert second["hits"] == [{"redis": 1}] * 3
     assert second["corrupt"] == 0
     assert upstream.count == 3  # one chat value, one chat stream, one Anthropic message: for both processes
+
+
+def test_cache_of_reaches_a_methods_cache(upstream: Upstream) -> None:
+    """memollm.openai.cache_of(client) is the method's cache (stream=True its streams'); typed helpers."""
+    client = memollm.openai.wrap(oai(upstream.url))
+    client.chat.completions.create(model="m", messages=MESSAGES)
+    client.chat.completions.create(model="m", messages=MESSAGES)
+    assert memollm.openai.cache_of(client).stats().hits == {"memory": 1}
+    assert memollm.openai.cache_of(client, stream=True).stats().lookups == 0
+    assert memollm.openai.cache_of(client, "embeddings.create") is client.embeddings.create.cache
+    with pytest.raises(ValueError, match="not cached by memollm"):
+        memollm.openai.cache_of(oai(upstream.url))
+    with pytest.raises(ValueError, match="not a method"):
+        memollm.openai.cache_of(client, "chat.nothing.create")
+    claude = memollm.anthropic.wrap(anthropic.Anthropic(base_url=upstream.url, api_key="k", max_retries=0))
+    assert memollm.anthropic.cache_of(claude) is claude.messages.create.cache

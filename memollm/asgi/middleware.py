@@ -47,6 +47,7 @@ _NAMESPACE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 _MAX_SLOTS = 64  # (namespace, max-age) pairs, each with its own cached functions
 _NO_CONTROL: dict[str, Any] = {}
 _MAX_AGE_DIGITS = 10
+_VERSION = "memollm.asgi-1"  # bump when what the cached functions store changes
 # Headers carrying a caller's credentials. The tenant is the first of them present (in this
 # order), unless a tenant_header is configured.
 _KEY_HEADERS = frozenset({b"authorization", b"api-key", b"x-api-key"})
@@ -236,6 +237,9 @@ class CacheMiddleware:
             cache_if=complete.requiring(_answer, self.policy.cache_if),
             usage=self.policy.usage or _response_usage,
             answer_text=self.policy.answer_text or _response_text,
+            # Named, not fingerprinted: the functions below close over this middleware, which
+            # is no part of an answer (and fingerprinting would warn users about memollm's own code).
+            version=self.policy.version if self.policy.version is not None else _VERSION,
         )
 
         @cached_llm(policy=policy, name="memollm.asgi.response")

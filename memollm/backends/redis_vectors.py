@@ -30,7 +30,7 @@ from typing import Any
 from .._log import warn_limited, warn_once
 from .redis import RedisBackend
 
-__all__ = ["HEAL_EVERY", "RedisVectorIndex", "supports_vector_search"]
+__all__ = ["HEAL_EVERY", "RedisVectorIndex", "indexed_prompts", "supports_vector_search"]
 
 HEAL_EVERY = 1.0  # seconds between attempts to create a vanished index again (per process)
 
@@ -68,6 +68,21 @@ def supports_vector_search(backend: RedisBackend) -> bool:
     with contextlib.suppress(redis.ResponseError):  # another process's probe dropped it first
         client.execute_command("FT.DROPINDEX", probe)
     return True
+
+
+def indexed_prompts(backend: RedisBackend) -> int:
+    """How many prompts memollm's vector indexes in this server hold (for tools)."""
+    client, total = backend.client, 0
+    for name in client.execute_command("FT._LIST"):
+        text = name.decode() if isinstance(name, bytes) else str(name)
+        if text.startswith(f"{backend.prefix}:vidx:") and not text.endswith(":probe"):
+            info = client.execute_command("FT.INFO", text)
+            fields: dict[Any, Any] = (
+                dict(zip(info[::2], info[1::2], strict=False)) if isinstance(info, list) else info
+            )
+            found = fields.get(b"num_docs", fields.get("num_docs", 0))
+            total += int(found) if isinstance(found, (int, str, bytes)) else 0
+    return total
 
 
 def _gone(exc: Exception) -> bool:

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from .._install import extra as _extra
 from ._app import main
 
 
@@ -58,18 +59,19 @@ def calibrate(  # noqa: PLR0917 - click passes every option positionally by name
     per cosine threshold from --from up, with and without the verifier, and the first of
     them that reaches the target precision.
     """
-    from rich.console import Console
     from rich.progress import Progress
     from rich.table import Table
+
+    from ._console import console as make_console
 
     try:
         from ..semantic.embedder import EmbedderUnavailable, FastEmbedder
         from ..semantic.learned import learned_verifier
     except ImportError as exc:
-        hint = f"calibrate needs the semantic extra: pip install 'memollm-cache[semantic]' ({exc})"
+        hint = f"calibrate needs the semantic extra: {_extra('semantic')} ({exc})"
         raise click.ClickException(hint) from None
     rows = _read_pairs(pairs)
-    console = Console()
+    console = make_console()
     embedder = FastEmbedder(model, path=model_path, background=False)
     texts = sorted({r["q1"] for r in rows} | {r["q2"] for r in rows})
     vectors: dict[str, Any] = {}

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from .._install import extra as _extra
 from ..statistics import money
 from ._app import main
 
@@ -79,9 +80,7 @@ def _semantic_threshold(enabled: bool, download: bool, echo: Any) -> bool | None
     try:
         from ..semantic.embedder import FastEmbedder
     except ImportError:
-        echo(
-            "note: semantic caching is off (pip install 'memollm-cache[semantic]' to turn it on); exact only"
-        )
+        echo(f"note: semantic caching is off ({_extra('semantic')} to turn it on); exact only")
         return None
     try:
         FastEmbedder(background=False, download=download).embed(["warm up"])
@@ -127,10 +126,14 @@ def demo(  # noqa: PLR0917 - click passes every option
     Runs on the embedded default (memory + SQLite, no Redis), with the semantic tier when
     the embedding model is available, and prints what the cache saved.
     """
-    from rich.console import Console
     from rich.progress import Progress
 
-    console = Console(highlight=False)
+    from ._checks import sqlite_problem
+    from ._console import console as make_console
+
+    if sqlite_path is not None and (problem := sqlite_problem(sqlite_path)) is not None:
+        raise click.ClickException(f"--sqlite: {problem}")
+    console = make_console(highlight=False)
 
     def note(text: str) -> None:
         console.print(text, markup=False)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from .._install import extra as _extra
 from ._app import main
 
 
@@ -26,12 +27,14 @@ def model() -> None:
 )
 def fetch(folder: Path | None, source: str) -> None:
     """Fetch all-MiniLM-L6-v2 into FOLDER (default: the per-user folder memollm looks in)."""
-    from ..semantic.fetch import default_model_dir
+    from ..semantic.fetch import HubUnreachable, default_model_dir
     from ..semantic.fetch import fetch as fetch_model
 
     target = folder or default_model_dir()
     try:
         came = fetch_model(target, source)
+    except HubUnreachable as exc:
+        raise click.ClickException(f"could not fetch the model: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - a CLI reports what failed, in one line
         raise click.ClickException(
             f"could not fetch the model into {target}: {type(exc).__name__}: {exc}"
@@ -50,22 +53,32 @@ def fetch(folder: Path | None, source: str) -> None:
 
 @model.command()
 def where() -> None:
-    """Say which model folder memollm would use, and whether it is complete."""
+    """Say which model folder memollm uses, and whether it is complete (exit 1 when there is none)."""
     import os
 
     from ..semantic.fetch import FILES, complete, default_model_dir
 
     configured = os.environ.get("MEMOLLM_EMBED_MODEL_PATH")
-    for label, folder in (
-        ("MEMOLLM_EMBED_MODEL_PATH", configured),
-        ("per-user folder", str(default_model_dir())),
-    ):
+    per_user = str(default_model_dir())
+    for label, folder in (("MEMOLLM_EMBED_MODEL_PATH", configured), ("per-user folder", per_user)):
         if not folder:
             click.echo(f"{label}: not set")
             continue
         missing = [name for name in FILES if not (Path(folder) / name).is_file()]
-        state = "complete" if complete(folder) else f"missing {', '.join(missing)}"
-        click.echo(f"{label}: {folder} ({state})")
+        click.echo(f"{label}: {folder} ({'complete' if not missing else 'missing ' + ', '.join(missing)})")
+    # The embedder's own order: the variable wins whatever it holds; then the per-user folder.
+    used = configured or (per_user if complete(per_user) else None)
+    if used is None:
+        raise click.ClickException(
+            "no model folder: semantic lookups are off until `memollm model fetch` fills the per-user "
+            "folder (fastembed would try to download it from the Hugging Face hub)"
+        )
+    if not complete(used):
+        raise click.ClickException(
+            f"memollm uses {used} (MEMOLLM_EMBED_MODEL_PATH), which is incomplete: semantic lookups are "
+            f"off; `memollm model fetch {used}` fills it, or unset the variable"
+        )
+    click.echo(f"used: {used} (complete)")
 
 
 @main.command()
@@ -94,7 +107,7 @@ def explain(cached: str, query: str, threshold: float | None, model_path: str | 
         from ..semantic.embedder import EmbedderUnavailable, FastEmbedder
     except ImportError as exc:
         raise click.ClickException(
-            f"explain needs the semantic extra: pip install 'memollm-cache[semantic]' ({exc})"
+            f"explain needs the semantic extra: {_extra('semantic')} ({exc})"
         ) from None
     embedder = FastEmbedder(path=model_path, background=False)
     try:

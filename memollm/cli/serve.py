@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from .._install import extra as _extra
 from ..policy import Semantic
 from ._app import main
 
@@ -78,35 +79,22 @@ def serve(  # noqa: PLR0917 - click passes every option
     import logging
     import os
 
-    from .. import register_tier
-    from ..backends import from_url
-    from ..backends.sqlite import SQLiteBackend
-    from ..paths import user_cache_dir
+    from ..backends.redis import redact
     from ..policy import Policy
+    from ._checks import port_problem
 
     try:
         import uvicorn
 
         from ..asgi.proxy import build_app
     except ImportError as exc:
-        raise click.ClickException(
-            f"serve needs the server extra: pip install 'memollm-cache[server]' ({exc})"
-        ) from None
+        raise click.ClickException(f"serve needs the server extra: {_extra('server')} ({exc})") from None
     if not upstream.startswith(("http://", "https://")):
         raise click.ClickException(f"--upstream must be an http:// or https:// URL, got {upstream!r}")
-    tiers = ["memory"]
-    if redis_url:
-        try:
-            register_tier("redis", from_url(redis_url))
-        except ValueError as exc:
-            raise click.ClickException(f"--redis: {exc}") from None
-        tiers.append("redis")
-    if sqlite_path is None:
-        folder = user_cache_dir()
-        folder.mkdir(parents=True, exist_ok=True)
-        sqlite_path = str(folder / "proxy.db")
-    register_tier("sqlite", SQLiteBackend(sqlite_path))
-    tiers.append("sqlite")
+    busy = port_problem(host, port)
+    if busy is not None:
+        raise click.ClickException(busy)
+    tiers, sqlite_path, unreachable = _tiers(redis_url, sqlite_path)
     keys = None
     if os.environ.get("MEMOLLM_API_KEYS"):
         from ..resilience.keypool import KeyPool
@@ -120,6 +108,9 @@ def serve(  # noqa: PLR0917 - click passes every option
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     click.echo(f"memollm serving http://{host}:{port} -> {upstream} (tiers: {' > '.join(tiers)})")
     click.echo(f"answers kept in {sqlite_path}")
+    if unreachable is not None:
+        click.echo(f"--redis {redact(redis_url or '')} is unreachable ({unreachable}): answers go through "
+                   f"memory and SQLite until it answers", err=True)  # fmt: skip
     # Everything imported so far lives as long as the process: frozen, full collections
     # skip it. Access logs would be dropped at this log level, yet uvicorn formats them;
     # forwarded-for headers would only feed those logs.
@@ -135,6 +126,39 @@ def serve(  # noqa: PLR0917 - click passes every option
         lifespan="on",
         timeout_graceful_shutdown=10,
     )
+
+
+def _tiers(redis_url: str | None, sqlite_path: str | None) -> tuple[list[str], str, str | None]:
+    """Register the proxy's tiers: (their names, the SQLite file, why Redis does not answer or None).
+
+    A SQLite file that cannot be opened stops the start; a Redis that does not answer does not.
+    """
+    from .. import register_tier
+    from ..backends import from_url
+    from ..backends.sqlite import SQLiteBackend
+    from ..paths import user_cache_dir
+    from ._checks import redis_problem, sqlite_problem
+
+    tiers = ["memory"]
+    unreachable = None
+    if redis_url:
+        try:
+            redis_tier = from_url(redis_url)
+        except ValueError as exc:
+            raise click.ClickException(f"--redis: {exc}") from None
+        unreachable = redis_problem(redis_tier)
+        register_tier("redis", redis_tier)
+        tiers.append("redis")
+    if sqlite_path is None:
+        folder = user_cache_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        sqlite_path = str(folder / "proxy.db")
+    problem = sqlite_problem(sqlite_path)
+    if problem is not None:
+        raise click.ClickException(f"--sqlite: {problem}")
+    register_tier("sqlite", SQLiteBackend(sqlite_path))
+    tiers.append("sqlite")
+    return tiers, sqlite_path, unreachable
 
 
 def _semantic_option(text: str | None, max_error: float | None) -> bool | float | Semantic | None:

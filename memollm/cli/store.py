@@ -80,10 +80,10 @@ def _describe(data: bytes) -> list[Any] | None:
 )
 def stats(redis_url: str | None, sqlite_path: str | None, namespace: str | None, limit: int) -> None:
     """Entries, size and stored worth per function in a shared cache."""
-    from rich.console import Console
     from rich.table import Table
 
     from ..statistics import Worth
+    from ._console import console as make_console
 
     backend, name = open_store(redis_url, sqlite_path)
     groups: dict[tuple[str, str], dict[str, Any]] = {}
@@ -126,7 +126,7 @@ def stats(redis_url: str | None, sqlite_path: str | None, namespace: str | None,
             seen, wrong = checks.get((space, function), (0, 0))
             row += [f"{seen:,}", f"{wrong:,}"]
         table.add_row(*row)
-    console = Console()
+    console = make_console()
     console.print(table)
     total = sum(g["entries"] for g in groups.values())
     tokens = sum(g["tokens"] for g in groups.values())
@@ -135,6 +135,26 @@ def stats(redis_url: str | None, sqlite_path: str | None, namespace: str | None,
     console.print(f"{total:,} {noun}; one hit on each would save {tokens:,} tokens and {money(cost)}.")
     if unreadable:
         console.print(f"{unreadable:,} entries could not be read (another version, or not memollm's)")
+    index = _semantic_index(backend)
+    if index is not None:
+        console.print(index)
+
+
+def _semantic_index(backend: Any) -> str | None:
+    """Where a Redis server keeps semantic vectors (None for other stores)."""
+    from ..backends.redis import RedisBackend
+
+    if not isinstance(backend, RedisBackend):
+        return None
+    from ..backends.redis_vectors import indexed_prompts, supports_vector_search
+
+    try:
+        if not supports_vector_search(backend):
+            return "semantic index: in each process (this server has no vector search), fed by a shared log"
+        count = indexed_prompts(backend)
+    except Exception as exc:  # noqa: BLE001 - a report line, never a failure of the command
+        return f"semantic index: unknown ({type(exc).__name__})"
+    return f"semantic index: in this Redis server (vector search), {count:,} prompts indexed"
 
 
 def _checks(

@@ -69,6 +69,8 @@ def note(
         seen.outcome, seen.tier, seen.similarity, seen.created = outcome, tier, similarity, created
         if outcome is not Outcome.MISS:  # a miss keeps what the semantic step found
             seen.semantic = None
+        elif seen.semantic is not None:  # and the similarity of the question it did not serve
+            seen.similarity = seen.semantic.similarity
     obs = _observe.get()
     if obs is not None:
         if obs.looked is None:

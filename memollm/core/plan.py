@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from .._log import warn_once
+from .._log import info_once, warn_once
 from ..backends import Backend
 from ..backends.guard import CircuitBreaker, Guarded
 from ..backends.memory import MemoryBackend, MemoryItem
@@ -204,6 +204,9 @@ def _server_index(tiers: tuple[Backend, ...], mode: str, fid: str) -> ServerInde
                                 RedisVectorIndex(backend))
                     if able else None
                 )  # fmt: skip
+                if able:
+                    info_once(("server-index", id(backend)), "%r: the semantic index is in the Redis server "
+                              "(vector search); processes keep no vectors", backend)  # fmt: skip
             found = _detected[backend]
             if found is not None:
                 return found

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from types import MethodType
 from typing import TYPE_CHECKING, Any
 
+from .._install import extra as _extra
 from .._log import logger, warn_once
 from ..coalesce.streams import AsyncStreamFlights, StreamFlights
 from ..coalesce.threads import SingleFlight
@@ -138,8 +139,9 @@ class State:
         except ImportError as exc:
             warn_once(
                 ("semantic-extra",),
-                "semantic caching needs the 'semantic' extra (pip install 'memollm-cache[semantic]'): %s; "
-                "caching exact matches, and questions that differ only in case, punctuation or filler words",
+                "semantic caching needs the 'semantic' extra (%s): %s; caching exact matches, and "
+                "questions that differ only in case, punctuation or filler words",
+                _extra("semantic"),
                 exc,
             )
             return None

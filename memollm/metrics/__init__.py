@@ -1,5 +1,5 @@
 """Exporters of memollm's stats and events to monitoring systems.
 
 :mod:`memollm.metrics.prometheus` needs the ``prometheus`` extra
-(``pip install 'memollm-cache[prometheus]'``) and is imported only when used.
+(the ``prometheus`` extra) and is imported only when used.
 """

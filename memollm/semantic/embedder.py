@@ -13,6 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from .._install import extra as _extra
 from .fetch import FILES, complete, default_model_dir, hub_reachable, missing_model_help
 
 __all__ = [
@@ -167,14 +168,14 @@ class FastEmbedder:
             options["specific_model_path"] = self.path
         if not local_only:
             return TextEmbedding(self.model, **options)
-        with _quiet_fastembed():  # "not in the cache" is logged as an error; it is only a probe
+        with quiet_fastembed():  # "not in the cache" is logged as an error; it is only a probe
             return TextEmbedding(self.model, local_files_only=True, **options)
 
     def _fail(self, exc: Exception) -> EmbedderUnavailable:
         if isinstance(exc, _Offline):
             message = str(exc)
         elif isinstance(exc, ImportError):
-            message = f"the semantic extra is not installed ({exc}): pip install 'memollm-cache[semantic]'"
+            message = f"the semantic extra is not installed ({exc}): {_extra('semantic')}"
         elif self.path:
             message = (
                 f"cannot load the embedding model {self.model!r} from {self.path!r}: {type(exc).__name__}: "
@@ -196,7 +197,8 @@ class FastEmbedder:
 
 
 @contextmanager
-def _quiet_fastembed() -> Iterator[None]:
+def quiet_fastembed() -> Iterator[None]:
+    """Silence fastembed's own logging (its errors for what memollm reports in its own words)."""
     try:
         from loguru import logger
     except ImportError:  # older fastembed logs through the standard logging module

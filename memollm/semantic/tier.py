@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .._log import info_once, warn_once
+from .._log import warn_once
 from ..keys import SemanticParts
 from .embedder import BatchingEmbedder, EmbedderLoading, EmbedderUnavailable, FastEmbedder, as_embedder
 from .index import Candidate, SemanticIndex
@@ -131,7 +131,9 @@ class SemanticTier:
         try:
             return self.embedder.embed_one(text)
         except EmbedderLoading as exc:
-            info_once(("embedder-loading", name), "%s: exact caching meanwhile: %s", name, exc)
+            # Said at once: a short script may end before the background check can tell more.
+            warn_once(("embedder-loading", name), "%s: semantic lookups wait for the model, exact caching "
+                      "goes on: %s", name, exc)  # fmt: skip
         except EmbedderUnavailable as exc:
             warn_once(
                 ("embedder", str(exc)), "%s: semantic caching is off, exact caching goes on: %s", name, exc

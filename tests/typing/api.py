@@ -77,3 +77,22 @@ def use_resilience() -> None:
     stale: bool = seen.stale
     key: str | None = memollm.current_key()
     print(text, stale, key, pool.status()[0].fingerprint)
+
+
+def use_wrapped_clients() -> None:
+    import anthropic
+    import openai
+
+    import memollm.anthropic
+    import memollm.openai
+
+    chat = memollm.openai.wrap(openai.OpenAI(api_key="sk-test"), ttl=600)
+    stats: CacheStats = memollm.openai.cache_of(chat).stats()
+    streams: CacheStats = memollm.openai.cache_of(chat, "chat.completions.create", stream=True).stats()
+    embeddings: int = memollm.openai.cache_of(chat, "embeddings.create").clear()
+    claude = memollm.anthropic.wrap(anthropic.Anthropic(api_key="sk-test"))
+    messages: CacheStats = memollm.anthropic.cache_of(claude).stats()
+    with memollm.lookup() as seen:
+        pass
+    why: str | None = seen.reason
+    print(stats, streams, embeddings, messages, why)
