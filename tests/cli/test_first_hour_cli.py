@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import socket
@@ -16,6 +17,10 @@ from memollm.semantic.fetch import hub_reachable
 
 from ..servers import ServeProcess, free_port
 from ..upstream import Upstream
+
+needs_server = pytest.mark.skipif(
+    importlib.util.find_spec("uvicorn") is None, reason="the server extra is not installed"
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,6 +65,7 @@ def test_every_install_line_works_today() -> None:
                 assert "once released" in around or "will be" in around, f"{path.name}:{i + 1}: {line}"
 
 
+@needs_server
 def test_an_unusable_sqlite_path_stops_the_start_in_one_line(tmp_path: Path, upstream: Upstream) -> None:
     """`memollm serve` and `demo` refuse a SQLite file they cannot open, saying why, before any banner."""
     afile = tmp_path / "a-file"
@@ -78,6 +84,7 @@ def test_an_unusable_sqlite_path_stops_the_start_in_one_line(tmp_path: Path, ups
     assert not (tmp_path / "missing").exists()  # never made behind the user's back
 
 
+@needs_server
 def test_an_unreachable_redis_is_said_at_start_and_serve_still_starts(
     tmp_path: Path, upstream: Upstream
 ) -> None:
@@ -95,6 +102,7 @@ def test_an_unreachable_redis_is_said_at_start_and_serve_still_starts(
     assert "secret" not in out + err
 
 
+@needs_server
 def test_a_port_in_use_is_one_line_and_no_banner(tmp_path: Path, upstream: Upstream) -> None:
     """`memollm serve` on a port another server holds: one line naming it, no banner, no uvicorn error."""
     with socket.socket() as taken:
