@@ -10,9 +10,12 @@ from __future__ import annotations
 import json
 from typing import Any, NamedTuple
 
-__all__ = ["DONE", "Event", "Recorded", "objects", "parse"]
+__all__ = ["DONE", "Event", "Recorded", "may_end", "objects", "parse"]
 
 DONE = "[DONE]"  # OpenAI's end-of-stream marker (chat and legacy completions)
+
+# What the last event of a stream carries, per API: clients stop reading once they see it.
+_ENDINGS = (b"[DONE]", b"message_stop", b"response.completed", b"response.incomplete", b"response.failed")
 
 
 class Event(NamedTuple):
@@ -70,3 +73,12 @@ def objects(data: bytes) -> list[dict[str, Any]]:
         if isinstance(found, dict):
             out.append(found)
     return out
+
+
+def may_end(chunk: bytes) -> bool:
+    """Whether a chunk may carry a stream's last event, after which a client stops reading.
+
+    A proxy holds such a chunk back until the stream is stored, so that the client's next
+    request (sent as soon as it reads the end) finds the answer.
+    """
+    return any(end in chunk for end in _ENDINGS)

@@ -188,6 +188,25 @@ async def test_streams_replay_event_by_event(app: App) -> None:
     assert app.calls == 1
 
 
+async def test_a_stream_is_stored_before_the_client_reads_its_end(app: App) -> None:
+    """A client that asks again the moment it reads ``[DONE]`` finds the answer (no race)."""
+    middleware = CacheMiddleware(app)
+    stored_when_done: list[int] = []
+    request = json.dumps({**BODY, "stream": True}).encode()
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": request, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body" and b"[DONE]" in message.get("body", b""):
+            stored_when_done.append(middleware.stats().stores)
+
+    scope = {"type": "http", "method": "POST", "path": PATH, "headers": [(b"content-type", b"application/json")],
+             "query_string": b"", "http_version": "1.1", "scheme": "http", "server": ("proxy", 80)}  # fmt: skip
+    await middleware(scope, receive, send)
+    assert stored_when_done == [1]
+
+
 @pytest.mark.parametrize(
     ("method", "path", "content", "ctype"),
     [

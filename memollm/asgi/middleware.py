@@ -268,6 +268,7 @@ class CacheMiddleware:
 
     async def _send_stream(self, items: Any, seen: Any, live: dict[str, Any], send: Send) -> None:
         started = False
+        held = b""  # the stream's last event, sent once the stream is stored (see sse.may_end)
         try:
             async for item in items:
                 if not started:  # the first item is the response's status and headers
@@ -277,9 +278,15 @@ class CacheMiddleware:
                     await send({"type": "http.response.start", "status": status,
                                 "headers": [*head, *_marks(seen)]})  # fmt: skip
                     started = True
+                    continue
+                if held:
+                    await send({"type": "http.response.body", "body": held, "more_body": True})
+                    held = b""
+                if sse.may_end(item):
+                    held = item
                 else:
                     await send({"type": "http.response.body", "body": item, "more_body": True})
-            await send({"type": "http.response.body", "body": b""})
+            await send({"type": "http.response.body", "body": held})
         finally:
             await items.aclose()
 
