@@ -21,7 +21,7 @@ import json
 import os
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -97,15 +97,22 @@ def configure(pattern: str | None = None, /, **settings: Any) -> None:
         generation.bump()
 
 
+_on_reset: list[Callable[[], None]] = []  # what else forgets on reset (the tier registry)
+
+
+def on_reset(forget: Callable[[], None]) -> None:
+    """Call ``forget`` on every :func:`reset` (a module above this one registers what it keeps)."""
+    _on_reset.append(forget)
+
+
 def reset() -> None:
     """Forget :func:`configure` settings and registered tiers; re-read the file and environment."""
-    from . import registry
-
     with generation.lock:
         _state.code = _Layer()
         _state.file = None
         _state.env = None
-        registry.forget()
+        for forget in _on_reset:
+            forget()
         generation.bump()
 
 

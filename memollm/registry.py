@@ -14,7 +14,7 @@ from typing import Any
 from .backends import Backend, from_url
 from .backends.guard import CircuitBreaker, Guarded
 from .backends.memory import MemoryBackend
-from .config import backend_url, generation
+from .config import backend_url, generation, on_reset
 from .errors import ConfigError
 from .policy import Policy
 
@@ -75,3 +75,6 @@ def forget() -> None:
     """Drop every registered and configured tier (for :func:`memollm.config.reset`)."""
     with generation.lock:
         _tiers.clear()
+
+
+on_reset(forget)

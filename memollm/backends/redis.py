@@ -20,6 +20,8 @@ import redis.asyncio as aredis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from .names import AUXILIARY_PREFIXES, AUXILIARY_SUFFIXES, LOCK, PARTITION_EVIDENCE, VECTOR_LOG
+
 __all__ = ["RedisBackend", "redact"]
 
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
@@ -184,8 +186,8 @@ class RedisBackend:
             if limit is not None and seen >= limit:
                 return
             name = found.decode()[start:]
-            if name.startswith(("lock:", "vec:")) or name.endswith(
-                (":vectors", ":obs", ":seen")
+            if name.startswith(AUXILIARY_PREFIXES) or name.endswith(
+                AUXILIARY_SUFFIXES
             ):  # locks, logs, counters
                 continue
             try:
@@ -244,12 +246,12 @@ class RedisBackend:
     def scan_counts(self, prefix: str = "") -> Iterator[tuple[str, dict[str, int]]]:
         """(partition, counters) of every partition's evidence under ``prefix`` (for tools)."""
         start = len(self.prefix) + 1
-        for found in self.client.scan_iter(match=self._match(prefix) + ":obs", count=_SCAN_COUNT):
+        for found in self.client.scan_iter(match=self._match(prefix) + PARTITION_EVIDENCE, count=_SCAN_COUNT):
             name = found.decode(errors="replace")[start:]
-            yield name.removesuffix(":obs"), self.get_counts(name)
+            yield name.removesuffix(PARTITION_EVIDENCE), self.get_counts(name)
 
     def _lock_key(self, key: str) -> str:
-        return f"{self.prefix}:lock:{key}"
+        return f"{self.prefix}:{LOCK}{key}"
 
     def _fence_key(self, key: str) -> str:
         # Hash-tagged with the entry's own key: the same Cluster slot, so one script sees both.
@@ -316,7 +318,7 @@ class RedisBackend:
 
     def _vlog_key(self, partition: str) -> str:
         # Under the partition's own prefix, so clearing a function's entries clears its vectors.
-        return f"{self.prefix}:{partition}:vectors"
+        return f"{self.prefix}:{partition}{VECTOR_LOG}"
 
     def ping(self) -> bool:
         """Whether the server answers."""

@@ -28,6 +28,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .._log import warn_limited, warn_once
+from .names import VECTOR
 from .redis import RedisBackend
 
 __all__ = ["HEAL_EVERY", "RedisVectorIndex", "indexed_prompts", "supports_vector_search"]
@@ -102,7 +103,7 @@ class RedisVectorIndex:
         self._healed: dict[int, float] = {}  # dim -> when it was last created again
 
     def _key(self, entry: str) -> str:
-        return f"{self.backend.prefix}:vec:{entry}"
+        return f"{self.backend.prefix}:{VECTOR}{entry}"
 
     def _index(self, dim: int) -> str:
         return f"{self.backend.prefix}:vidx:{dim}"

@@ -12,6 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+from .names import PARTITION_EVIDENCE
+
 __all__ = ["SQLiteBackend"]
 
 T = TypeVar("T")
@@ -256,21 +258,21 @@ class SQLiteBackend:
         """(partition, counters) of every partition's live evidence under ``prefix`` (for tools)."""
         upper = prefix + "\U0010ffff"
         rows = self._connect().execute(
-            "SELECT key, field, value FROM counts WHERE key >= ? AND key < ? AND key LIKE '%:obs' "
+            "SELECT key, field, value FROM counts WHERE key >= ? AND key < ? AND key LIKE '%' || ? "
             "AND (expires IS NULL OR expires > ?) ORDER BY key",
-            (prefix, upper, self._clock()),
+            (prefix, upper, PARTITION_EVIDENCE, self._clock()),
         )
         current: str | None = None
         fields: dict[str, int] = {}
         for key, field, value in rows:
             if key != current:
                 if current is not None:
-                    yield current.removesuffix(":obs"), fields
+                    yield current.removesuffix(PARTITION_EVIDENCE), fields
                 current, fields = key, {}
             if type(value) is int:
                 fields[field] = value
         if current is not None:
-            yield current.removesuffix(":obs"), fields
+            yield current.removesuffix(PARTITION_EVIDENCE), fields
 
     def purge(self) -> int:
         """Drop expired entries now; return how many."""

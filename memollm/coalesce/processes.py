@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from .._log import logger
+from ..backends.capabilities import Fencing
 
 __all__ = ["LEASE", "AsyncLease", "Lease", "Waited", "alead_or_wait", "atake", "lead_or_wait", "take"]
 
@@ -100,7 +101,7 @@ def take(tier: Any, key: str, seconds: float) -> Lease | None:
     if not tier.call(lambda: tier.backend.lock(key, token, seconds)):
         return None
     fence = None
-    if callable(getattr(tier.backend, "fence", None)):
+    if isinstance(tier.backend, Fencing):
         try:
             fence = tier.call(lambda: tier.backend.fence(key))
         except Exception as exc:  # noqa: BLE001 - without a token the answer is stored unfenced
@@ -114,7 +115,7 @@ async def atake(tier: Any, key: str, seconds: float) -> AsyncLease | None:
     if not await tier.acall(lambda: tier.backend.alock(key, token, seconds)):
         return None
     fence = None
-    if callable(getattr(tier.backend, "afence", None)):
+    if isinstance(tier.backend, Fencing):
         try:
             fence = await tier.acall(lambda: tier.backend.afence(key))
         except Exception as exc:  # noqa: BLE001 - without a token the answer is stored unfenced

@@ -7,7 +7,6 @@ faces, sync or async, at decoration time.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -21,12 +20,13 @@ from ..keys import KeyExplanation, SemanticParts
 from ..policy import Policy
 from ..statistics import CacheStats, track
 from ..switches import NORMAL, mode
-from . import peek, similar, tiers, vectors
 from .aio import AsyncFace
+from .aio import helpers as async_helpers
 from .encode import encode
 from .plan import Plan
+from .semantic import lookup
 from .state import State
-from .sync import SyncFace
+from .sync import SyncFace, helpers, tiers
 
 __all__ = ["LLMCache"]
 
@@ -76,27 +76,19 @@ class LLMCache:
 
     def clear(self) -> int:
         """Remove this function's entries (all argument values, all versions) from every tier."""
-        plan = self.state.current()
-        self._clear_vectors(plan)
-        return tiers.each(self.state, plan, lambda tier: tier.clear(plan.keys.prefix))
+        return helpers.clear(self.state, self.state.current())
 
     async def aclear(self) -> int:
         """Async face of :meth:`clear`."""
-        plan = self.state.current()
-        await asyncio.to_thread(self._clear_vectors, plan)  # the server index is Redis I/O
-        return await tiers.aeach(self.state, plan, lambda tier: tier.aclear(plan.keys.prefix))
+        return await async_helpers.clear(self.state, self.state.current())
 
     def invalidate(self, *args: Any, **kwargs: Any) -> None:
         """Remove the entry for one call, given the function's arguments (``self`` first for methods)."""
-        plan, key, partition = self._one(args, kwargs)
-        self._remove_vector(plan, partition, key)
-        tiers.each(self.state, plan, lambda tier: tier.delete(key))
+        helpers.invalidate(self.state, *self._one(args, kwargs))
 
     async def ainvalidate(self, *args: Any, **kwargs: Any) -> None:
         """Async face of :meth:`invalidate`."""
-        plan, key, partition = self._one(args, kwargs)
-        await asyncio.to_thread(self._remove_vector, plan, partition, key)
-        await tiers.aeach(self.state, plan, lambda tier: tier.adelete(key))
+        await async_helpers.invalidate(self.state, *self._one(args, kwargs))
 
     def _one(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Plan, str, str | None]:
         """The plan, the entry key and (with a semantic tier) the partition of one call."""
@@ -106,14 +98,6 @@ class LLMCache:
         if parts is not None and plan.semantic is not None:
             parts = plan.semantic.routed(parts)
         return plan, key, None if parts is None else parts.partition
-
-    def _clear_vectors(self, plan: Plan) -> None:
-        if plan.semantic is not None:
-            vectors.clear(self.state, plan, plan.keys.prefix)
-
-    def _remove_vector(self, plan: Plan, partition: str | None, key: str) -> None:
-        if plan.semantic is not None and partition is not None:
-            vectors.remove(self.state, plan, partition, key)
 
     def store(self, result: Any, *args: Any, **kwargs: Any) -> bool:
         """Store ``result`` as the answer to a call with these arguments, without making the call.
@@ -126,7 +110,7 @@ class LLMCache:
         plan = self.state.current()
         stored = self._store(plan, args, kwargs, result)
         if stored is not None and stored[1] is not None:
-            similar.index_many(self.state, plan, [stored])  # type: ignore[list-item]  # parts is set
+            lookup.index_many(self.state, plan, [stored])  # type: ignore[list-item]  # parts is set
         return stored is not None
 
     def store_many(self, calls: Iterable[tuple[Any, Any]]) -> int:
@@ -147,7 +131,7 @@ class LLMCache:
                 if stored[1] is not None:
                     indexed.append(stored)
         if indexed:
-            similar.index_many(self.state, plan, indexed)  # type: ignore[arg-type]  # parts are set
+            lookup.index_many(self.state, plan, indexed)  # type: ignore[arg-type]  # parts are set
         return count
 
     def _store(
@@ -207,11 +191,11 @@ class LLMCache:
         Never calls the function; counted as a hit or a miss like a call. For code that
         decides itself when to call and when to :meth:`store` (framework adapters).
         """
-        return peek.get(self.state, args, kwargs, default)
+        return helpers.get(self.state, args, kwargs, default)
 
     async def aget(self, *args: Any, default: Any = None, **kwargs: Any) -> Any:
         """Async face of :meth:`get`."""
-        return await peek.aget(self.state, args, kwargs, default)
+        return await async_helpers.get(self.state, args, kwargs, default)
 
     def explain_key(self, *args: Any, **kwargs: Any) -> KeyExplanation:
         """Show the canonical parts of the key for a call (``self`` first for methods)."""

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ..statistics import Tally
 
 __all__ = [
+    "END",
     "MISSING",
     "Memo",
     "Rejected",
@@ -36,6 +37,7 @@ class _Missing(enum.Enum):
 
 
 MISSING = _Missing.MISSING  # no value (a miss); None is a value a function may return
+END: Any = object()  # a stream that ended before its first chunk
 
 
 class Memo(NamedTuple):

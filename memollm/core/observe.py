@@ -1,29 +1,26 @@
 """What one call did, as it happens: notes for ``memollm.lookup()`` and, with hooks, a CacheEvent.
 
 The steps of a call :func:`note` their outcome. With no :func:`memollm.lookup` block and no
-event hook, a note is two context-variable reads: the hit path pays nothing more.
+event hook, a note is two context-variable reads: the hit path pays nothing more. The calls
+observed whole, with their event delivered, are :mod:`memollm.core.aio.observed` and its twin.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .. import events
 from ..outcomes import Outcome, active_lookup
 from ..statistics import Worth
 
 if TYPE_CHECKING:
     from ..semantic.why import SemanticCheck
 
-__all__ = [
-    "Observation", "aobserved", "aobserved_stream", "decided", "note", "observe", "observed",
-    "observed_stream",
-]  # fmt: skip
+__all__ = ["Observation", "decided", "explored", "note", "observe", "why"]
 
 
 @dataclass(slots=True)
@@ -94,81 +91,9 @@ def explored() -> None:
         obs.explored = True
 
 
-def observed(name: str, call: Callable[..., Any], *args: Any) -> Any:
-    """``call(*args)``, with the event of what it did delivered to the hooks."""
-    wall, started = time.time(), time.perf_counter()
-    with observe() as seen:
-        try:
-            result = call(*args)
-        except BaseException:
-            events.emit(events.build(name, started, wall, seen, failed=True))
-            raise
-    events.emit(events.build(name, started, wall, seen))
-    return result
-
-
-async def aobserved(name: str, call: Callable[..., Any], *args: Any) -> Any:
-    """Async :func:`observed` (``call(*args)`` returns an awaitable)."""
-    wall, started = time.time(), time.perf_counter()
-    with observe() as seen:
-        try:
-            result = await call(*args)
-        except BaseException:
-            events.emit(events.build(name, started, wall, seen, failed=True))
-            raise
-    events.emit(events.build(name, started, wall, seen))
-    return result
-
-
 def decided(decide: Callable[[], Any]) -> tuple[Any, Observation, float, float]:
     """Run a stream's decision observed: (what it decided, the observation, start times)."""
     wall, started = time.time(), time.perf_counter()
     with observe() as seen:
         decision = decide()
     return decision, seen, started, wall
-
-
-def observed_stream(
-    name: str, stream: Generator[Any, None, None], seen: Observation, started: float, wall: float
-) -> Iterator[Any]:
-    """``stream`` with its event delivered when it ends; each step runs with ``seen`` current.
-
-    The context variable is set around each step, not across yields: a generator's caller
-    owns the context between steps.
-    """
-    failed = False
-    try:
-        while True:
-            with observe(seen):
-                try:
-                    chunk = next(stream)
-                except StopIteration:
-                    return
-                except BaseException:
-                    failed = True
-                    raise
-            yield chunk
-    finally:
-        stream.close()
-        events.emit(events.build(name, started, wall, seen, failed=failed))
-
-
-async def aobserved_stream(
-    name: str, stream: AsyncGenerator[Any, None], seen: Observation, started: float, wall: float
-) -> AsyncIterator[Any]:
-    """Async :func:`observed_stream`."""
-    failed = False
-    try:
-        while True:
-            with observe(seen):
-                try:
-                    chunk = await stream.__anext__()
-                except StopAsyncIteration:
-                    return
-                except BaseException:
-                    failed = True
-                    raise
-            yield chunk
-    finally:
-        await stream.aclose()
-        events.emit(events.build(name, started, wall, seen, failed=failed))

@@ -8,14 +8,14 @@ capabilities (cross-process locks, a shared log of prompt vectors) are found her
 from __future__ import annotations
 
 import itertools
-import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
-from .._log import info_once, warn_once
+from .._log import warn_once
 from ..backends import Backend
-from ..backends.guard import CircuitBreaker, Guarded
+from ..backends.capabilities import Counting, Locking, VectorLog
+from ..backends.guard import Guarded
 from ..backends.memory import MemoryBackend, MemoryItem
 from ..keys import KeyBuilder
 from ..policy import AdaptiveTTL, Policy, Semantic
@@ -24,43 +24,10 @@ from ..resilience.keypool import KeyPool
 from ..resilience.retry import RetryPolicy
 
 if TYPE_CHECKING:
-    from ..backends.redis_vectors import RedisVectorIndex
     from ..semantic.settings import Settings
     from ..semantic.tier import SemanticTier
 
-__all__ = ["Locking", "Plan", "VectorLog", "build"]
-
-
-@runtime_checkable
-class Locking(Protocol):
-    """A backend that holds cross-process locks (Redis): leases with a random token."""
-
-    def lock(self, key: str, token: str, ttl: float) -> bool: ...  # noqa: D102
-    def renew(self, key: str, token: str, ttl: float) -> bool: ...  # noqa: D102
-    def unlock(self, key: str, token: str) -> None: ...  # noqa: D102
-    async def alock(self, key: str, token: str, ttl: float) -> bool: ...  # noqa: D102
-    async def arenew(self, key: str, token: str, ttl: float) -> bool: ...  # noqa: D102
-    async def aunlock(self, key: str, token: str) -> None: ...  # noqa: D102
-
-
-@runtime_checkable
-class VectorLog(Protocol):
-    """A backend that shares prompt vectors between processes (Redis streams, a SQLite table)."""
-
-    def vlog_extend(  # noqa: D102
-        self, partition: str, rows: Iterable[tuple[str, str, bytes]], expires: float | None
-    ) -> None: ...
-    def vlog_since(  # noqa: D102
-        self, partition: str, cursor: object
-    ) -> tuple[list[tuple[object, object, object, object]], object]: ...
-
-
-@runtime_checkable
-class Counting(Protocol):
-    """A backend that keeps named counters (the evidence of error-bounded semantic hits)."""
-
-    def add_counts(self, key: str, deltas: dict[str, int], ttl: float | None) -> None: ...
-    def get_counts(self, key: str) -> dict[str, int]: ...
+__all__ = ["Plan", "build"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +54,7 @@ class Plan:
     refresh_window: float  # a hit with less time left than this is refreshed (0: never)
     semantic: SemanticTier | None
     vector_log: Guarded | None  # the tier whose backend shares prompt vectors
-    server_index: ServerIndex | None  # the semantic index in the Redis server (vector search)
+    index_mode: str  # semantic_index: where the semantic index lives ("auto", "server", "process")
     settings: Settings | None  # what semantic= means (memollm.semantic.settings), with a semantic tier
     adaptive: AdaptiveTTL | None
     flat: bool  # memoised memory hits may take the flat path (no per-key bookkeeping needed)
@@ -154,7 +121,7 @@ def build(
         refresh_window=(ttl or 0.0) * (policy.refresh_ahead or 0.0),
         semantic=semantic,
         vector_log=_capable(tiers, VectorLog) if semantic is not None else None,
-        server_index=_server_index(tiers, policy.semantic_index, fid) if semantic is not None else None,
+        index_mode=policy.semantic_index,
         settings=_settings(policy) if semantic is not None else None,
         adaptive=policy.adaptive,
         flat=memory_first and policy.adaptive is None,
@@ -167,54 +134,6 @@ def _settings(policy: Policy) -> Settings | None:
     from ..semantic.settings import resolve
 
     return resolve(policy.semantic, policy.verify)
-
-
-@dataclass(frozen=True, slots=True)
-class ServerIndex:
-    """The semantic index in a Redis server, behind a circuit breaker of its own.
-
-    Its own, not the exact tier's: a failing index costs semantic misses, never exact reads
-    and writes.
-    """
-
-    tier: Guarded
-    index: RedisVectorIndex
-
-
-_detected: weakref.WeakKeyDictionary[Backend, ServerIndex | None] = weakref.WeakKeyDictionary()
-
-
-def _server_index(tiers: tuple[Backend, ...], mode: str, fid: str) -> ServerIndex | None:
-    """The Redis tier's server index when the policy allows it and the server can (asked once)."""
-    if mode == "process":
-        return None
-    from ..backends.redis import RedisBackend
-    from ..backends.redis_vectors import RedisVectorIndex, supports_vector_search
-
-    for tier in tiers:
-        backend = tier.backend if isinstance(tier, Guarded) else None
-        if isinstance(tier, Guarded) and isinstance(backend, RedisBackend) and not backend.cluster:
-            if backend not in _detected:
-                try:
-                    able = tier.call(lambda b=backend: supports_vector_search(b))  # type: ignore[misc]
-                except Exception:  # noqa: BLE001 - unreachable now: the process index, asked again later
-                    return None
-                _detected[backend] = (
-                    ServerIndex(Guarded(backend, CircuitBreaker(), name=f"{tier.name} vector index"),
-                                RedisVectorIndex(backend))
-                    if able else None
-                )  # fmt: skip
-                if able:
-                    info_once(("server-index", id(backend)), "%r: the semantic index is in the Redis server "
-                              "(vector search); processes keep no vectors", backend)  # fmt: skip
-            found = _detected[backend]
-            if found is not None:
-                return found
-    if mode == "server":
-        warn_once(("server-index", fid), "%s: semantic_index='server' needs a Redis tier whose server "
-                  "has vector search (Redis Stack, RediSearch, Redis 8); using the in-process index",
-                  fid)  # fmt: skip
-    return None
 
 
 def _evidence_tier(tiers: tuple[Backend, ...]) -> Backend | None:

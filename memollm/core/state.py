@@ -9,18 +9,17 @@ from types import MethodType
 from typing import TYPE_CHECKING, Any
 
 from .._install import extra as _extra
-from .._log import logger, warn_once
+from .._log import warn_once
 from ..coalesce.streams import AsyncStreamFlights, StreamFlights
 from ..coalesce.threads import SingleFlight
 from ..codec import Codec, classes_in, restorable_types, return_annotation
 from ..config import generation, resolve
-from ..errors import BackendError, TierUnavailableError
 from ..keys import function_id
 from ..policy import Policy, Semantic
 from ..statistics import StatsRecorder
 from . import plan as plans
-from .lifetime import Heat, Refreshes
-from .upstream import END
+from .entry import END
+from .keeping import Heat, Refreshes
 
 if TYPE_CHECKING:
     from ..semantic.tier import SemanticTier
@@ -117,18 +116,6 @@ class State:
     def count_retry(self) -> None:
         """Count a retried upstream call."""
         self.stats.add("retries")
-
-    def tier_failed(self, plan: plans.Plan, name: str, exc: Exception) -> None:
-        """Count a tier's failure and go on without it (``strict`` raises instead)."""
-        if isinstance(exc, TierUnavailableError):  # skipped by its open breaker, not a new failure
-            if plan.policy.strict:
-                raise exc
-            return
-        self.stats.add("errors")
-        if plan.policy.strict:
-            raise BackendError(f"cache tier {name!r} failed: {exc!r}") from exc
-        # Guarded tiers log through their breaker, once per state change.
-        logger.debug("cache tier %r failed: %r", name, exc)
 
     def _semantic_tier(self, policy: Policy) -> SemanticTier | None:
         """This function's semantic tier (kept across configuration changes while it fits)."""

@@ -5,16 +5,15 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from contextlib import contextmanager
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
 from .._install import extra as _extra
-from .fetch import FILES, complete, default_model_dir, hub_reachable, missing_model_help
+from .fetch import FILES, complete, default_model_dir, hub_reachable, missing_model_help, quiet_fastembed
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -194,21 +193,6 @@ class FastEmbedder:
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
         return _normalise(np.stack(list(model.embed(list(texts), batch_size=self.batch_size))))
-
-
-@contextmanager
-def quiet_fastembed() -> Iterator[None]:
-    """Silence fastembed's own logging (its errors for what memollm reports in its own words)."""
-    try:
-        from loguru import logger
-    except ImportError:  # older fastembed logs through the standard logging module
-        yield
-        return
-    logger.disable("fastembed")
-    try:
-        yield
-    finally:
-        logger.enable("fastembed")
 
 
 class _CallableEmbedder:

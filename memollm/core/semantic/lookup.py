@@ -9,26 +9,27 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .._log import logger, warn_once
-from ..keys import SemanticParts
-from ..outcomes import Outcome, active_lookup
-from ..semantic.bounded import decide
-from ..semantic.why import SemanticCheck
-from ..statistics import Worth
-from . import evidence, lifetime, tiers, vectors
-from .entry import MISSING
-from .observe import explored, note, why
+from ..._log import logger, warn_once
+from ...keys import SemanticParts
+from ...outcomes import Outcome, active_lookup
+from ...semantic.bounded import decide
+from ...semantic.why import SemanticCheck
+from ...statistics import Worth
+from ..entry import MISSING
+from ..observe import explored, note, why
+from ..sync import lifetime, tiers
+from . import evidence, vectors
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-    from ..policy import Semantic
-    from ..semantic.index import Candidate
-    from ..semantic.tier import Pending
-    from .plan import Plan
-    from .state import State
-    from .upstream import Call
+    from ...policy import Semantic
+    from ...semantic.index import Candidate
+    from ...semantic.tier import Pending
+    from ..calls import Call
+    from ..plan import Plan
+    from ..state import State
 
 __all__ = ["Prepared", "find", "index_many", "prepare", "remember"]
 
@@ -61,7 +62,7 @@ def prepare(
 
 def find(state: State, plan: Plan, instance: object, made: Call, kind: int) -> tuple[Any, Pending | None]:
     """A verified similar entry's value (or MISSING), and what to index after the call."""
-    from ..semantic.tier import Pending
+    from ...semantic.tier import Pending
 
     _, args, kwargs = made
     prepared = prepare(state, plan, instance, args, kwargs)
@@ -143,8 +144,8 @@ def remember(
 
 def _same(state: State, plan: Plan, cached: Any, fresh: Any, bounded: Semantic | None) -> bool:
     """Whether a fresh answer is the cached one: ``same_answer``, or the default on their answer texts."""
-    from ..semantic.answers import ANSWER_SIMILARITY, same_answer
-    from ..usage import text_of
+    from ...semantic.answers import ANSWER_SIMILARITY, same_answer
+    from ...usage import text_of
 
     try:
         if bounded is not None and bounded.same_answer is not None:
@@ -177,7 +178,7 @@ def _learn(state: State, plan: Plan, pending: Pending, fresh: Any) -> None:
 
 def index_many(state: State, plan: Plan, stored: list[tuple[str, SemanticParts]], batch: int = 256) -> None:
     """Embed stored prompts in batches and index them, partition by partition (``store_many``)."""
-    from ..semantic.embedder import EmbedderUnavailable
+    from ...semantic.embedder import EmbedderUnavailable
 
     semantic = plan.semantic
     assert semantic is not None

@@ -1,8 +1,11 @@
-"""The path of a call to a sync function (or generator) through the cache.
+# Generated from memollm/core/aio/face.py by scripts/unasync.py: edit that file, then run the script.
+"""The path of a call through the cache: look up, then one caller makes the call and stores it.
 
 Read the tiers; on a miss try the semantic tier; then one caller (per process, and with
 ``distributed=True`` across processes) calls the model and stores the answer while the others
-wait for it. Every decision is shared with :mod:`.aio`; only the I/O differs.
+wait for it. The semantic step (embedding, its own tier reads) is CPU work and sync: an async
+function runs it on a worker thread, so nothing blocks the event loop but the in-process memory
+tier, which never waits.
 """
 
 from __future__ import annotations
@@ -11,23 +14,27 @@ import time
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
-from .. import events
-from ..coalesce import processes
-from ..codec import KIND_STREAM, KIND_VALUE
-from ..config import generation
-from ..outcomes import Outcome, active_lookup
-from ..switches import NORMAL, mode
-from . import lifetime, similar, tiers, upstream
-from .decide import Decision, decide, followed, serve_stale, shared
-from .encode import encode
-from .entry import MISSING
-from .observe import decided, note, observed, observed_stream
-from .upstream import Call
+from ... import events
+from ...coalesce import processes
+from ...codec import KIND_STREAM, KIND_VALUE
+from ...config import generation
+from ...outcomes import Outcome, active_lookup
+from ...switches import NORMAL, mode
+from ..calls import Call, worth_of
+from ..decide import Decision, decide, followed, serve_stale, shared
+from ..encode import encode
+from ..entry import END, MISSING
+from ..keeping import due
+from ..observe import decided, note
+from ..semantic import lookup
+from ..walk import failed, recheck
+from . import lifetime, tiers, upstream
+from .observed import observed, observed_stream
 
 if TYPE_CHECKING:
-    from ..semantic.tier import Pending
-    from .plan import Plan
-    from .state import State
+    from ...semantic.tier import Pending
+    from ..plan import Plan
+    from ..state import State
 
 __all__ = ["SyncFace"]
 
@@ -41,7 +48,7 @@ class SyncFace:
         self.state = state
 
     def call(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """The wrapper of a plain function: the flat hit path, else :meth:`full`."""
+        """The wrapper of a sync function: the flat hit path, else :meth:`full`."""
         if events.hooks:
             # No closure here: its cells would cost every call, hits included, a fifth more.
             return observed(self.state.name, self.full, wrapped, instance, args, kwargs)
@@ -49,7 +56,7 @@ class SyncFace:
         plan = state.plan
         if plan is not None and plan.flat and plan.generation == generation.value:
             # Flat path for the commonest hit: an immutable value memoised beside a memory
-            # entry (see tiers.memo_of). Anything unusual takes the full path. The Memo is
+            # entry (see walk.memo_of). Anything unusual takes the full path. The Memo is
             # read by index: (kind, expires, value, hits, tally); a little cheaper than names.
             try:
                 info = plan.keys.info(instance, args, kwargs) if mode() == NORMAL else None
@@ -84,11 +91,11 @@ class SyncFace:
             if value is not MISSING:
                 if plan.adaptive is not None:
                     lifetime.warm(state, plan, key, KIND_VALUE, expires)
-                if plan.refresh_window and lifetime.due(plan, expires, state.clock()):
-                    lifetime.refresh_in_thread(state, plan, key, made)
+                if plan.refresh_window and due(plan, expires, state.clock()):
+                    lifetime.refresh(state, plan, key, made)
                 return value
             if plan.semantic is not None:
-                value, pending = similar.find(state, plan, instance, made, KIND_VALUE)
+                value, pending = lookup.find(state, plan, instance, made, KIND_VALUE)
                 if value is not MISSING:
                     return value
         try:
@@ -101,14 +108,14 @@ class SyncFace:
                 raise
             return serve_stale(state, stale)
         if pending is not None and led:
-            similar.remember(state, plan, key, pending, result=result, data=data)
+            lookup.remember(state, plan, key, pending, result=result, data=data)
         return result if led else shared(state, result, data, looked=read)
 
     def fetch(self, plan: Plan, key: str, read: bool, made: Call) -> tuple[Any, bytes | None]:
         """The leader's work on a miss: the result and its encoded bytes (None if not stored)."""
         state = self.state
         if read and plan.single_flight:
-            stored = tiers.recheck(state, plan, key, KIND_VALUE)
+            stored = recheck(state, plan, key, KIND_VALUE)
             if stored is not None:  # a caller that finished just before us stored it
                 return followed(state, stored.entry, stored.data, looked=True)
         lease = None
@@ -121,7 +128,7 @@ class SyncFace:
                     lambda: tiers.quiet(state, plan, key, KIND_VALUE),
                 )
             except Exception as exc:  # noqa: BLE001 - without the lock tier, call alone
-                state.tier_failed(plan, plan.lock.name, exc)
+                failed(state, plan, plan.lock.name, exc)
             else:
                 if waited.found is not None:
                     return followed(state, waited.found.entry, waited.found.data, looked=read)
@@ -138,7 +145,7 @@ class SyncFace:
                 lease.release()
 
     def gen(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """The wrapper of a generator function (decided at call time, so bypass() around the call counts)."""
+        """The wrapper of a generator function (decided at call time, so bypass() counts)."""
         state, made = self.state, (wrapped, args, kwargs)
         if events.hooks:
             decision, seen, started, wall = decided(lambda: decide(state, instance, args, kwargs))
@@ -156,9 +163,10 @@ class SyncFace:
             if chunks is not MISSING:
                 lifetime.warm(state, plan, key, KIND_STREAM, expires)
             elif plan.semantic is not None:
-                chunks, pending = similar.find(state, plan, instance, made, KIND_STREAM)
+                chunks, pending = lookup.find(state, plan, instance, made, KIND_STREAM)
         if chunks is not MISSING:
-            yield from chunks
+            for chunk in chunks:
+                yield chunk
             return
         if key is None or not plan.single_flight:
             source = self.own_stream(
@@ -177,7 +185,8 @@ class SyncFace:
         except Exception:
             if stale is None or sent:  # once chunks reached the caller, the failure is theirs
                 raise
-            yield from serve_stale(state, stale)
+            for chunk in serve_stale(state, stale):
+                yield chunk
         finally:
             source.close()
 
@@ -188,13 +197,13 @@ class SyncFace:
         state, started = self.state, time.perf_counter()
 
         def complete(recorded: list[Any]) -> None:
-            worth = upstream.worth_of(state, plan, made, recorded, time.perf_counter() - started)
+            worth = worth_of(state, plan, made, recorded, time.perf_counter() - started)
             note(Outcome.MISS, worth=worth)
             data = encode(state, plan, list(recorded), KIND_STREAM, worth)
             if data is not None:
                 tiers.write(state, plan, key, data)
             if pending is not None:
-                similar.remember(state, plan, key, pending, result=list(recorded), data=data)
+                lookup.remember(state, plan, key, pending, result=list(recorded), data=data)
 
         return complete
 
@@ -208,7 +217,7 @@ class SyncFace:
         recorded: list[Any] = []
         finished = False
         try:
-            if first is not upstream.END:
+            if first is not END:
                 recorded.append(first)
                 yield first
                 for chunk in stream:

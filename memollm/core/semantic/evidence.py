@@ -9,17 +9,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..backends.guard import Guarded
-from ..semantic.bounded import Evidence, observation
+from ...backends.guard import Guarded
+from ...backends.names import ENTRY_EVIDENCE, PARTITION_EVIDENCE
+from ...semantic.bounded import Evidence, observation
+from ..walk import failed
 
 if TYPE_CHECKING:
-    from .plan import Plan
-    from .state import State
+    from ..plan import Plan
+    from ..state import State
 
 __all__ = ["PARTITION_TTL", "read", "record"]
 
 PARTITION_TTL = 30 * 86400.0  # seconds a partition's evidence outlives its last comparison
-_PARTITION, _ENTRY = ":obs", ":seen"  # key suffixes: a partition's evidence, an entry's
+_PARTITION, _ENTRY = PARTITION_EVIDENCE, ENTRY_EVIDENCE
 
 
 def _call(tier: Any, op: str, *args: Any) -> Any:
@@ -37,7 +39,7 @@ def read(state: State, plan: Plan, key: str, *, entry: bool = False) -> Evidence
     try:
         return Evidence.from_counts(_call(tier, "get_counts", f"{key}{_ENTRY if entry else _PARTITION}"))
     except Exception as exc:  # noqa: BLE001 - no evidence: the candidate is explored, never served
-        state.tier_failed(plan, tier.name, exc)
+        failed(state, plan, tier.name, exc)
         return Evidence()
 
 
@@ -51,4 +53,4 @@ def record(state: State, plan: Plan, partition: str, entry: str, *, similarity: 
         _call(tier, "add_counts", f"{partition}{_PARTITION}", deltas, PARTITION_TTL)
         _call(tier, "add_counts", f"{entry}{_ENTRY}", deltas, plan.physical_ttl)
     except Exception as exc:  # noqa: BLE001 - a failing tier is skipped: this comparison is lost
-        state.tier_failed(plan, tier.name, exc)
+        failed(state, plan, tier.name, exc)

@@ -1,0 +1,51 @@
+# Generated from memollm/core/aio/observed.py by scripts/unasync.py: edit that file, then run the script.
+"""A call or a stream observed whole: what it did, delivered to the event hooks when it ends."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Generator, Iterator
+from typing import Any
+
+from ... import events
+from ..observe import Observation, observe
+
+__all__ = ["observed", "observed_stream"]
+
+
+def observed(name: str, call: Callable[..., Any], *args: Any) -> Any:
+    """``call(*args)``, with the event of what it did delivered to the hooks."""
+    wall, started = time.time(), time.perf_counter()
+    with observe() as seen:
+        try:
+            result = call(*args)
+        except BaseException:
+            events.emit(events.build(name, started, wall, seen, failed=True))
+            raise
+    events.emit(events.build(name, started, wall, seen))
+    return result
+
+
+def observed_stream(
+    name: str, stream: Generator[Any, None, None], seen: Observation, started: float, wall: float
+) -> Iterator[Any]:
+    """``stream`` with its event delivered when it ends; each step runs with ``seen`` current.
+
+    The context variable is set around each step, not across yields: a generator's caller
+    owns the context between steps.
+    """
+    failed = False
+    try:
+        while True:
+            with observe(seen):
+                try:
+                    chunk = stream.__next__()
+                except StopIteration:
+                    return
+                except BaseException:
+                    failed = True
+                    raise
+            yield chunk
+    finally:
+        stream.close()
+        events.emit(events.build(name, started, wall, seen, failed=failed))
