@@ -57,6 +57,13 @@ RULES: list[tuple[str, str]] = [
     (r"\bastream_flights\b", "stream_flights"),
     (r"\bstart_task\b", "start_thread"),
     (r"\bAsyncFace\b", "SyncFace"),
+    (r"\bAsyncRetrying\b", "Retrying"),
+    (r"\basleep\b", "sleep"),
+    (r"\basyncio\.sleep\b", "time.sleep"),
+    (r"\bAsyncLease\b", "Lease"),
+    (r"\batake\b", "take"),
+    (r"\balock\b", "lock"),
+    (r"\bafence\b", "fence"),
     # Prose.
     (r"\ban async generator function\b", "a generator function"),
     (r"\ban async function or async generator\b", "a sync function or generator"),

@@ -201,8 +201,10 @@ async def test_a_stream_is_stored_before_the_client_reads_its_end(app: App) -> N
         if message["type"] == "http.response.body" and b"[DONE]" in message.get("body", b""):
             stored_when_done.append(middleware.stats().stores)
 
-    scope = {"type": "http", "method": "POST", "path": PATH, "headers": [(b"content-type", b"application/json")],
-             "query_string": b"", "http_version": "1.1", "scheme": "http", "server": ("proxy", 80)}  # fmt: skip
+    scope = {
+        "type": "http", "method": "POST", "path": PATH, "query_string": b"", "http_version": "1.1",
+        "headers": [(b"content-type", b"application/json")], "scheme": "http", "server": ("proxy", 80),
+    }  # fmt: skip
     await middleware(scope, receive, send)
     assert stored_when_done == [1]
 

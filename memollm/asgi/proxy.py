@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from ..errors import AllKeysExhaustedError
 from ..policy import Policy
-from ..resilience.classify import Failure, classify, retry_after
+from ..resilience.failover import Failover
 from ..resilience.keypool import KeyPool
 from ..statistics import stats as global_stats
 from .middleware import CacheMiddleware, Message, Receive, Scope, Send
@@ -121,13 +121,13 @@ class Proxy:
         if headers is None:
             await _json(send, 400, _error("a request header has a name or value that cannot be sent"))
             return
-        tried: list[str] = []
+        failover = None if self.keys is None else Failover(self.keys)
         refused: _Refusal | None = None
         while True:
             key = None
-            if self.keys is not None:
+            if failover is not None:
                 try:
-                    key = self.keys.acquire(exclude=tried)
+                    key = failover.key()
                 except AllKeysExhaustedError as exc:
                     await _refusal(send, refused, exc)
                     return
@@ -136,10 +136,10 @@ class Proxy:
             response = await self._send_upstream(scope["method"], self.upstream + target, headers, body, send)
             if response is None:
                 return
-            if key is None or self.keys is None:
+            if key is None or failover is None:
                 break
             if response.status_code < 400:
-                self.keys.report_ok(key)
+                failover.ok(key)
                 break
             # Read the (small) error to classify it: a spent key says so in the body.
             refused = _Refusal(
@@ -147,12 +147,10 @@ class Proxy:
                 list(response.headers.items()),
                 await _bounded(response, self._httpx.HTTPError),
             )
-            failure = classify(_StatusError(refused))
-            self.keys.report(key, failure, retry_after(_StatusError(refused)))
-            if failure not in _KEY_TROUBLE:
+            if not failover.failed(key, _StatusError(refused)):
                 await _send_refusal(send, refused)
                 return
-            tried.append(key)  # this key is set aside: the same request goes out with the next one
+            # this key is set aside: the same request goes out with the next one
         await self._relay(response, send)
 
     async def _relay(self, response: Any, send: Send) -> None:
@@ -247,7 +245,6 @@ class _StatusError(Exception):
         self.body = parsed if isinstance(parsed, dict) else None
 
 
-_KEY_TROUBLE = (Failure.RATE_LIMITED, Failure.QUOTA, Failure.AUTH)
 _MAX_ERROR_BODY = 64 * 1024
 # Bytes a request target may hold: visible ASCII, no spaces or control characters (RFC 9112).
 _TARGET = re.compile(rb"/[\x21-\x7e]*")

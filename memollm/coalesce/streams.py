@@ -9,7 +9,9 @@ from typing import Any
 
 __all__ = ["AsyncStreamFlights", "StreamFlights"]
 
-_NOTHING: Any = object()
+_PULL: Any = object()  # steps a consumer takes when no chunk is waiting for it
+_LAST: Any = object()
+_END: Any = object()
 
 
 class _SharedStream:
@@ -25,6 +27,49 @@ class _SharedStream:
         self.readers = 0
         self.upstream: Any = None
         self.completed = False  # claimed by the reader that reports completion
+
+    # The steps below decide; the two loops only lock, wait and do I/O. Call them under ``cond``.
+
+    def must_wait(self, index: int) -> bool:
+        """Whether a consumer at ``index`` waits: its chunk has not come and another is fetching it."""
+        return index >= len(self.chunks) and not self.done and self.pulling
+
+    def step(self, index: int) -> Any:
+        """What a consumer at ``index`` does next: the chunk there, ``_PULL``, ``_LAST`` or ``_END``.
+
+        ``_LAST``: the stream ended and this consumer reports it (once, ``on_complete``).
+        Raises how the upstream failed, to every consumer.
+        """
+        if index < len(self.chunks):
+            return self.chunks[index]
+        if self.done:
+            if self.error is not None:
+                raise self.error
+            first, self.completed = not self.completed, True
+            return _LAST if first else _END
+        self.pulling = True
+        return _PULL
+
+    def took(self, chunk: Any, end: object) -> bool:
+        """Record what a pull brought (a chunk, or ``end``); True if the stream has ended."""
+        if chunk is end:
+            self.done = True
+        else:
+            self.chunks.append(chunk)
+        self.pulling = False
+        return chunk is end
+
+    def broke(self, exc: BaseException) -> None:
+        """Record that the upstream failed: every consumer raises it."""
+        self.error, self.done, self.pulling = exc, True, False
+
+    def left(self) -> bool:
+        """A consumer left; True if it was the last before the end (the upstream must be closed)."""
+        self.readers -= 1
+        if self.readers == 0 and not self.done:
+            self.done = True
+            return True
+        return False
 
 
 class StreamFlights:
@@ -66,33 +111,22 @@ class StreamFlights:
         index = 0
         try:
             while True:
-                chunk = _NOTHING
                 with shared.cond:
-                    while index >= len(shared.chunks) and not shared.done and shared.pulling:
+                    while shared.must_wait(index):
                         shared.cond.wait()
-                    if index < len(shared.chunks):
-                        chunk = shared.chunks[index]
-                        index += 1
-                    elif shared.done:
-                        if shared.error is not None:
-                            raise shared.error
-                        claim = not shared.completed
-                        shared.completed = True
-                        break
-                    else:
-                        shared.pulling = True
-                if chunk is _NOTHING:
+                    chunk = shared.step(index)
+                if chunk is _PULL:
                     self._pull(key, shared)
-                    continue
-                yield chunk
-            if claim:
+                elif chunk is _LAST or chunk is _END:
+                    break
+                else:
+                    index += 1
+                    yield chunk
+            if chunk is _LAST:
                 on_complete(shared.chunks)
         finally:
             with shared.cond:
-                shared.readers -= 1
-                abandoned = shared.readers == 0 and not shared.done
-                if abandoned:
-                    shared.done = True
+                abandoned = shared.left()
             if abandoned:
                 self._forget(key, shared)
                 close = getattr(shared.upstream, "close", None)
@@ -109,18 +143,14 @@ class StreamFlights:
             chunk = self._end
         except BaseException as exc:  # noqa: BLE001 - every consumer must learn how it ended
             with shared.cond:
-                shared.error, shared.done, shared.pulling = exc, True, False
+                shared.broke(exc)
                 shared.cond.notify_all()
             self._forget(key, shared)
             return
         with shared.cond:
-            if chunk is self._end:
-                shared.done = True
-            else:
-                shared.chunks.append(chunk)
-            shared.pulling = False
+            ended = shared.took(chunk, self._end)
             shared.cond.notify_all()
-        if chunk is self._end:
+        if ended:
             self._forget(key, shared)
 
     def _forget(self, key: str, shared: _SharedStream) -> None:
@@ -162,31 +192,21 @@ class AsyncStreamFlights:
         index = 0
         try:
             while True:
-                chunk = _NOTHING
                 async with shared.cond:
-                    while index >= len(shared.chunks) and not shared.done and shared.pulling:
+                    while shared.must_wait(index):
                         await shared.cond.wait()
-                    if index < len(shared.chunks):
-                        chunk = shared.chunks[index]
-                        index += 1
-                    elif shared.done:
-                        if shared.error is not None:
-                            raise shared.error
-                        claim = not shared.completed
-                        shared.completed = True
-                        break
-                    else:
-                        shared.pulling = True
-                if chunk is _NOTHING:
+                    chunk = shared.step(index)
+                if chunk is _PULL:
                     await self._pull(slot, shared)
-                    continue
-                yield chunk
-            if claim:
+                elif chunk is _LAST or chunk is _END:
+                    break
+                else:
+                    index += 1
+                    yield chunk
+            if chunk is _LAST:
                 await on_complete(shared.chunks)
         finally:
-            shared.readers -= 1
-            if shared.readers == 0 and not shared.done:
-                shared.done = True
+            if shared.left():
                 self._forget(slot, shared)
                 if shared.upstream is not None:
                     await shared.upstream.aclose()
@@ -201,18 +221,14 @@ class AsyncStreamFlights:
             chunk = self._end
         except BaseException as exc:  # noqa: BLE001 - every consumer must learn how it ended
             async with shared.cond:
-                shared.error, shared.done, shared.pulling = exc, True, False
+                shared.broke(exc)
                 shared.cond.notify_all()
             self._forget(slot, shared)
             return
         async with shared.cond:
-            if chunk is self._end:
-                shared.done = True
-            else:
-                shared.chunks.append(chunk)
-            shared.pulling = False
+            ended = shared.took(chunk, self._end)
             shared.cond.notify_all()
-        if chunk is self._end:
+        if ended:
             self._forget(slot, shared)
 
     def _forget(self, slot: tuple[asyncio.AbstractEventLoop, str], shared: _SharedStream) -> None:

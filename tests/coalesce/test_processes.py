@@ -17,6 +17,21 @@ from memollm.coalesce import processes
 from ..servers import RedisServer
 
 
+class FakeClock:
+    """A clock that moves only when the code under test sleeps on it."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
 def tier(url: str) -> Guarded:
     return Guarded(RedisBackend(url))
 
@@ -48,10 +63,11 @@ def test_a_waiter_gives_up_after_lock_timeout(redis_url: str) -> None:
     shared = tier(redis_url)
     held = processes.take(shared, "k", 3.0)
     assert held is not None
-    started = time.monotonic()
-    waited = processes.lead_or_wait(shared, "k", 0.2, lambda: None)
+    clock = FakeClock()
+    waited = processes.lead_or_wait(shared, "k", 0.2, lambda: None, clock=clock, sleep=clock.advance)
     assert (waited.lease, waited.found) == (None, None)
-    assert time.monotonic() - started >= 0.2
+    assert clock.now >= 0.2  # it waited out the whole lock_timeout, polling, before giving up
+    assert clock.slept == pytest.approx([processes.POLL] * len(clock.slept))
     held.release()
 
 
@@ -67,7 +83,14 @@ async def test_async_waiting_and_giving_up(redis_url: str) -> None:
     async def answer() -> str:
         return "stored"
 
-    assert (await processes.alead_or_wait(shared, "k", 0.2, nothing)).found is None
+    clock = FakeClock()
+
+    async def asleep(seconds: float) -> None:
+        clock.advance(seconds)
+
+    gave_up = await processes.alead_or_wait(shared, "k", 0.2, nothing, clock=clock, asleep=asleep)
+    assert (gave_up.lease, gave_up.found) == (None, None)
+    assert clock.now >= 0.2
     assert (await processes.alead_or_wait(shared, "k", 5.0, answer)).found == "stored"
     await held.release()
     waited = await processes.alead_or_wait(shared, "k", 5.0, answer)  # free now: found after taking it
