@@ -25,6 +25,7 @@ from .identity import function_id, not_given
 from .instances import StateDrift, instance_key
 from .policy import Policy
 from .prompt import SEMANTIC_MAX_CHARS, find_prompt
+from .semantic.parts import SemanticParts
 from .switches import current_tenant
 
 __all__ = ["KEY_SCHEMA", "KeyBuilder", "KeyExplanation", "KeyInfo", "SemanticParts", "function_id"]
@@ -42,14 +43,6 @@ class KeyInfo:
 
     key: str
     sampled: bool
-
-
-@dataclass(frozen=True, slots=True)
-class SemanticParts:
-    """What a semantic lookup of a call needs: its prompt text and its exact partition."""
-
-    text: str
-    partition: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -359,14 +359,14 @@ async def test_semantic_hits_through_the_middleware_stay_within_a_tenant(app: Ap
 
 def test_a_stale_answer_never_takes_the_failed_calls_headers() -> None:
     """When the app ran but the answer sent comes from the cache, the app's headers are not used."""
-    from memollm.asgi.middleware import _own_headers
+    from memollm.asgi.headers import own_headers
     from memollm.core.observe import Observation
 
     live = {"headers": [(b"x-request-id", b"req-of-the-failed-call")]}
     for outcome, expected in (("stale", None), ("hit", None), ("coalesced", None), ("miss", live["headers"])):
         seen = Observation()
         seen.outcome = outcome
-        assert _own_headers(live, seen) == expected
+        assert own_headers(live, seen) == expected
 
 
 async def test_fast_path_hits_reach_the_latency_histogram(app: App) -> None:

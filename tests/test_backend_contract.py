@@ -69,9 +69,12 @@ class TestContract:
 
     def test_ttl_expires(self, backend: Backend) -> None:
         """An entry with a TTL disappears after it, and not before."""
-        backend.set("ns:f:short", b"v", 0.3)
         backend.set("ns:f:long", b"v", 60)
-        assert backend.get("ns:f:short") == b"v"
+        before = time.monotonic()
+        backend.set("ns:f:short", b"v", 0.3)
+        early = backend.get("ns:f:short")
+        # However busy the machine: gone only if its 0.3 s may have passed between set and get.
+        assert early == b"v" or time.monotonic() - before >= 0.3
         assert eventually(lambda: backend.get("ns:f:short") is None)
         assert backend.get("ns:f:long") == b"v"
 

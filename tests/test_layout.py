@@ -16,8 +16,6 @@ ALLOWED_IN_TESTS = {
     ("test_savings.py", "memollm.usage", "_ENCODING_URL"),
     ("test_savings.py", "memollm.usage", "_state"),
     ("conftest.py", "memollm.usage", "_state"),  # token estimates by the documented heuristic
-    # The rule that a hit never replays the failed call's headers, on every outcome.
-    ("test_asgi.py", "memollm.asgi.middleware", "_own_headers"),
 }
 
 

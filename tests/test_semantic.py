@@ -400,8 +400,6 @@ class TestSharedIndex:
         """Rows of wrong types, lengths or encodings in the vector log are skipped; rows after them count."""
         import redis as redis_py
 
-        from memollm.backends.sqlite import SQLiteBackend
-
         db = tmp_path / "c.db"
         env = {"MEMOLLM_EMBED_MODEL_PATH": model_path}
         if tier == "sqlite":
@@ -410,15 +408,15 @@ class TestSharedIndex:
             env["MEMOLLM_REDIS_URL"] = request.getfixturevalue("redis_url")
         run_semantic(tmp_path, tier, PARAPHRASES[0][0], env)
         if tier == "sqlite":
-            conn = SQLiteBackend(db)._connect()
-            (partition,) = conn.execute("SELECT partition FROM vectors").fetchone()
-            half = b"\x00\x3c"  # 1.0 as float16
-            garbage = [("k1", "t", "not bytes", None), ("k2", "t", half * 7, None),
-                       (3, 4.5, half * 384, "never"), ("k4", "t", b"\x00\x7e" * 384, None)]  # fmt: skip
-            conn.executemany(
-                "INSERT INTO vectors (partition, key, text, vector, expires) VALUES (?, ?, ?, ?, ?)",
-                [(partition, *row) for row in garbage],
-            )
+            with closing(sqlite3.connect(db, isolation_level=None)) as conn:
+                (partition,) = conn.execute("SELECT partition FROM vectors").fetchone()
+                half = b"\x00\x3c"  # 1.0 as float16
+                garbage = [("k1", "t", "not bytes", None), ("k2", "t", half * 7, None),
+                           (3, 4.5, half * 384, "never"), ("k4", "t", b"\x00\x7e" * 384, None)]  # fmt: skip
+                conn.executemany(
+                    "INSERT INTO vectors (partition, key, text, vector, expires) VALUES (?, ?, ?, ?, ?)",
+                    [(partition, *row) for row in garbage],
+                )
         else:
             admin = redis_py.Redis.from_url(env["MEMOLLM_REDIS_URL"])
             (stream,) = list(admin.scan_iter(match="*:vectors"))

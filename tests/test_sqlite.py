@@ -6,8 +6,10 @@ import asyncio
 import sqlite3
 import subprocess
 import sys
+import threading
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -127,16 +129,26 @@ def test_broken_file_fails_open(tmp_path: Path) -> None:
     assert ask.cache.stats().errors >= 2
 
 
-def test_async_face_runs_on_worker_threads(tmp_path: Path) -> None:
+def test_async_face_runs_on_worker_threads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The async face runs on worker threads, never on the event loop's."""
+    opened_on: list[int] = []
+    real_connect = sqlite3.connect
+
+    def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        opened_on.append(threading.get_ident())
+        return real_connect(*args, **kwargs)
+
+    monkeypatch.setattr(sqlite3, "connect", connect)
     b = SQLiteBackend(tmp_path / "c.db")
 
-    async def scenario() -> bytes | None:
+    async def scenario() -> tuple[bytes | None, int]:
         await b.aset("k", b"v", 60)
-        return await b.aget("k")
+        return await b.aget("k"), threading.get_ident()
 
-    assert asyncio.run(scenario()) == b"v"
-    assert b._local.__dict__.get("conn") is None  # this (loop) thread never opened a connection
+    found, loop_thread = asyncio.run(scenario())
+    assert found == b"v"
+    assert opened_on  # the backend did open connections...
+    assert loop_thread not in opened_on  # ...never on the event loop's thread
     b.close()
 
 
@@ -145,13 +157,17 @@ def test_async_face_runs_on_worker_threads(tmp_path: Path) -> None:
     [("sqlite:///{dir}/a.db", False), ("{dir}/b.db", False), ("sqlite://rel.db", True)],
     ids=["sqlite-url", "plain-path", "relative"],
 )
-def test_from_url(tmp_path: Path, url: str, relative: bool) -> None:
-    """SQLite backends can be named by URL or path."""
+def test_from_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str, relative: bool) -> None:
+    """SQLite backends can be named by URL or path; a relative one lives under the working folder."""
+    monkeypatch.chdir(tmp_path)
     backend = from_url(url.format(dir=tmp_path).replace("sqlite:////", "sqlite:///"))
     assert isinstance(backend, SQLiteBackend)
     backend.set("k", b"v", 10)
     assert backend.get("k") == b"v"
-    assert backend.path.is_absolute() is not relative or backend.path.resolve().exists()
+    assert backend.path.is_absolute() is not relative
+    expected = tmp_path / ("rel.db" if relative else backend.path.name)
+    assert backend.path.resolve() == expected.resolve()
+    assert expected.is_file()  # the answer went to that file, not somewhere else
 
 
 def test_from_url_rejects_unknown_schemes() -> None:

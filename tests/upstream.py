@@ -59,7 +59,7 @@ class Upstream:
         self.gate = threading.Event()
         self.gate.set()
         self.arrived = threading.Event()
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
         upstream = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -76,7 +76,7 @@ class Upstream:
                 if not isinstance(body, dict):
                     body = {"raw": raw.decode("latin-1")}  # passed through as sent
                 key = (self.headers.get("authorization") or "").removeprefix("Bearer ")
-                with upstream._lock:
+                with upstream.lock:
                     upstream.requests.append({"key": key, "body": body, "path": self.path})
                     queue = upstream.by_key.get(key) or upstream.script
                     reply = queue.popleft() if queue else None
@@ -174,7 +174,7 @@ class Upstream:
         self.server.server_close()
 
     def play(self, *replies: Reply, key: str | None = None) -> None:
-        with self._lock:
+        with self.lock:
             (self.by_key.setdefault(key, deque()) if key else self.script).extend(replies)
 
     @property

@@ -4,23 +4,33 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, NamedTuple
+from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import AllKeysExhaustedError
+from ..metrics.text import metrics_text, own_registry
 from ..policy import Policy
 from ..resilience.failover import Failover
 from ..resilience.keypool import KeyPool
-from ..statistics import stats as global_stats
-from .middleware import CacheMiddleware, Message, Receive, Scope, Send
+from .middleware import CacheMiddleware
+from .replies import (
+    Refusal,
+    StatusError,
+    error_body,
+    read_bounded,
+    refuse,
+    reply,
+    reply_json,
+    send_exhausted,
+    send_refusal,
+    upstream_headers,
+)
+from .types import Message, Receive, Scope, Send
 
 __all__ = ["Proxy", "build_app", "metrics_text"]
 
 _DROP_REQUEST = frozenset(
     {b"host", b"content-length", b"connection", b"accept-encoding", b"transfer-encoding"}
-)
-_DROP_RESPONSE = frozenset(
-    {"content-length", "transfer-encoding", "connection", "content-encoding", "keep-alive"}
 )
 
 
@@ -57,7 +67,7 @@ class Proxy:
         self.max_body = max_body
         self.keys = keys
         # Its own Prometheus registry, with its event hook: uninstalled when the app shuts down.
-        self.metrics = metrics if metrics is not None else _own_metrics()
+        self.metrics = metrics if metrics is not None else own_registry()
         self.client = client or httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=min(5.0, timeout)),
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
@@ -73,15 +83,15 @@ class Proxy:
             return
         path = scope.get("path", "")
         if scope.get("method") == "GET" and path == "/healthz":
-            await _json(send, 200, {"status": "ok"})
+            await reply_json(send, 200, {"status": "ok"})
             return
         if scope.get("method") == "GET" and path == "/metrics":
             registry = None if self.metrics is None else self.metrics.registry
-            await _reply(send, 200, metrics_text(registry).encode(), b"text/plain; version=0.0.4")
+            await reply(send, 200, metrics_text(registry).encode(), b"text/plain; version=0.0.4")
             return
         body = await self._body(receive)
         if body is None:
-            await _json(send, 413, _error(f"request body over {self.max_body} bytes"))
+            await refuse(send, 413, f"request body over {self.max_body} bytes")
             return
         await self._forward(scope, body, send)
 
@@ -112,24 +122,23 @@ class Proxy:
     async def _forward(self, scope: Scope, body: bytes, send: Send) -> None:
         target = _target(scope)
         if target is None:
-            await _json(send, 400, _error("the request target must be an absolute path without control "
-                                          "characters"))  # fmt: skip
+            await refuse(send, 400, "the request target must be an absolute path without control characters")
             return
         if self._v1 and (target == "/v1" or target.startswith(("/v1/", "/v1?"))):
             target = target[3:]
         headers = _sendable([(k, v) for k, v in scope.get("headers", []) if k.lower() not in _DROP_REQUEST])
         if headers is None:
-            await _json(send, 400, _error("a request header has a name or value that cannot be sent"))
+            await refuse(send, 400, "a request header has a name or value that cannot be sent")
             return
         failover = None if self.keys is None else Failover(self.keys)
-        refused: _Refusal | None = None
+        refused: Refusal | None = None
         while True:
             key = None
             if failover is not None:
                 try:
                     key = failover.key()
                 except AllKeysExhaustedError as exc:
-                    await _refusal(send, refused, exc)
+                    await send_exhausted(send, refused, exc)
                     return
                 headers = [(k, v) for k, v in headers if k.lower() != b"authorization"]
                 headers.append((b"authorization", f"Bearer {key}".encode()))
@@ -142,13 +151,13 @@ class Proxy:
                 failover.ok(key)
                 break
             # Read the (small) error to classify it: a spent key says so in the body.
-            refused = _Refusal(
+            refused = Refusal(
                 response.status_code,
                 list(response.headers.items()),
-                await _bounded(response, self._httpx.HTTPError),
+                await read_bounded(response, self._httpx.HTTPError),
             )
-            if not failover.failed(key, _StatusError(refused)):
-                await _send_refusal(send, refused)
+            if not failover.failed(key, StatusError(refused)):
+                await send_refusal(send, refused)
                 return
             # this key is set aside: the same request goes out with the next one
         await self._relay(response, send)
@@ -177,10 +186,10 @@ class Proxy:
                 if size > self.max_response:
                     break
         except self._httpx.HTTPError as exc:
-            await _json(send, 502, _error(f"the upstream's answer failed mid-read: {type(exc).__name__}",
-                                          "api_error"))  # fmt: skip
+            failed = type(exc).__name__
+            await refuse(send, 502, f"the upstream's answer failed mid-read: {failed}", "api_error")
             return
-        headers = _kept(response)
+        headers = upstream_headers(response)
         if size <= self.max_response:
             headers.append((b"content-length", str(size).encode()))
             await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
@@ -195,7 +204,11 @@ class Proxy:
     async def _relay_stream(self, response: Any, send: Send) -> None:
         """Pass server-sent events on as they arrive."""
         await send(
-            {"type": "http.response.start", "status": response.status_code, "headers": _kept(response)}
+            {
+                "type": "http.response.start",
+                "status": response.status_code,
+                "headers": upstream_headers(response),
+            }
         )
         try:
             async for chunk in response.aiter_bytes():
@@ -204,7 +217,7 @@ class Proxy:
             # The status has gone out: end with an error event, as OpenAI reports errors mid-stream,
             # so clients raise instead of taking a cut stream for a whole one.
             message = f"the upstream's stream failed: {type(exc).__name__}"
-            event = b"\n\ndata: " + json.dumps(_error(message, "api_error")).encode() + b"\n\n"
+            event = b"\n\ndata: " + json.dumps(error_body(message, "api_error")).encode() + b"\n\n"
             await send({"type": "http.response.body", "body": event, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
 
@@ -217,35 +230,12 @@ class Proxy:
             request = self.client.build_request(method, url, headers=headers, content=body)
             return await self.client.send(request, stream=True)
         except (httpx.InvalidURL, httpx.UnsupportedProtocol, ValueError, TypeError):
-            await _json(send, 400, _error("the request cannot be forwarded as sent"))
+            await refuse(send, 400, "the request cannot be forwarded as sent")
         except httpx.HTTPError as exc:
-            await _json(send, 502, _error(f"upstream unreachable: {type(exc).__name__}", "api_error"))
+            await refuse(send, 502, f"upstream unreachable: {type(exc).__name__}", "api_error")
         return None
 
 
-class _Refusal(NamedTuple):
-    """An upstream's error answer, read whole: status, headers, body."""
-
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
-
-
-class _StatusError(Exception):
-    """A refusal seen as the exception an SDK would raise, for ``classify`` and ``retry_after``."""
-
-    def __init__(self, refusal: _Refusal) -> None:
-        super().__init__(refusal.body[:500].decode("utf-8", "replace"))
-        self.status_code = refusal.status
-        self.headers = dict(refusal.headers)
-        try:
-            parsed = json.loads(refusal.body)
-        except ValueError:
-            parsed = None
-        self.body = parsed if isinstance(parsed, dict) else None
-
-
-_MAX_ERROR_BODY = 64 * 1024
 # Bytes a request target may hold: visible ASCII, no spaces or control characters (RFC 9112).
 _TARGET = re.compile(rb"/[\x21-\x7e]*")
 _TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
@@ -274,109 +264,6 @@ def _sendable(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]] |
             return None
         out.append((name, trimmed))
     return out
-
-
-async def _bounded(response: Any, errors: type[Exception]) -> bytes:
-    """An error response's body (decoded), up to a limit or until it fails; the response is closed."""
-    chunks, size = [], 0
-    try:
-        async for chunk in response.aiter_bytes():
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > _MAX_ERROR_BODY:
-                break
-    except errors:
-        pass  # what arrived is what the client gets: the status says what happened
-    finally:
-        await response.aclose()
-    return b"".join(chunks)[:_MAX_ERROR_BODY]
-
-
-def _kept(response: Any) -> list[tuple[bytes, bytes]]:
-    """The upstream's response headers a client gets (not hop-by-hop, length or encoding)."""
-    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()
-            if k.lower() not in _DROP_RESPONSE]  # fmt: skip
-
-
-async def _send_refusal(send: Send, refused: _Refusal) -> None:
-    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in refused.headers
-               if k.lower() not in _DROP_RESPONSE]  # fmt: skip
-    headers.append((b"content-length", str(len(refused.body)).encode()))
-    await send({"type": "http.response.start", "status": refused.status, "headers": headers})
-    await send({"type": "http.response.body", "body": refused.body})
-
-
-async def _refusal(send: Send, refused: _Refusal | None, exc: AllKeysExhaustedError) -> None:
-    """Every pool key is set aside: the last upstream refusal, or a 429 saying when to come back."""
-    if refused is not None:
-        await _send_refusal(send, refused)
-        return
-    message = "every upstream API key of the proxy is cooling down, spent or refused"
-    extra = (
-        [] if exc.retry_after is None else [(b"retry-after", str(max(1, round(exc.retry_after))).encode())]
-    )
-    body = json.dumps(_error(message, "rate_limit_error")).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra]
-    await send({"type": "http.response.start", "status": 429, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-def _error(message: str, kind: str = "invalid_request_error") -> dict[str, Any]:
-    """An error body in the OpenAI shape."""
-    return {"error": {"message": message, "type": kind, "code": None}}
-
-
-async def _reply(send: Send, status: int, body: bytes, ctype: bytes) -> None:
-    headers = [(b"content-type", ctype), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _json(send: Send, status: int, payload: dict[str, Any]) -> None:
-    await _reply(send, status, json.dumps(payload).encode(), b"application/json")
-
-
-def metrics_text(registry: Any = None) -> str:
-    """Every cached function's metrics in the Prometheus text format.
-
-    With a prometheus-client ``registry`` (the ``prometheus`` extra): :mod:`memollm.metrics.prometheus`
-    on it, histograms included. Without one, the totals over all functions, written by hand
-    in the same format.
-    """
-    if registry is None:
-        return _plain_metrics()
-    from ..metrics import prometheus
-
-    return prometheus.exposition(registry).decode()
-
-
-def _own_metrics() -> Any:
-    """A registry of the proxy's own with memollm's metrics installed, or None without the extra."""
-    try:
-        from prometheus_client import CollectorRegistry
-
-        from ..metrics import prometheus
-    except ImportError:
-        return None
-    return prometheus.install(CollectorRegistry())
-
-
-def _plain_metrics() -> str:
-    stats = global_stats()
-    lines = [
-        "# HELP memollm_hits_total Cache hits, by tier.",
-        "# TYPE memollm_hits_total counter",
-        *(f'memollm_hits_total{{tier="{tier}"}} {n}' for tier, n in sorted(stats.hits.items())),
-    ]
-    for name in ("misses", "stores", "bypasses", "errors", "corrupt", "stale", "coalesced", "retries"):
-        lines += [
-            f"# HELP memollm_{name}_total Cache {name}.",
-            f"# TYPE memollm_{name}_total counter",
-            f"memollm_{name}_total {getattr(stats, name)}",
-        ]
-    lines += ["# HELP memollm_hit_rate Hits over lookups.", "# TYPE memollm_hit_rate gauge",
-              f"memollm_hit_rate {stats.hit_rate:.6f}"]  # fmt: skip
-    return "\n".join(lines) + "\n"
 
 
 def build_app(

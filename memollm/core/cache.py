@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from .. import _wrapper, events
+from .. import events
 from ..codec import KIND_VALUE
 from ..config import generation
 from ..errors import UncacheableArgumentError
@@ -20,6 +20,7 @@ from ..keys import KeyExplanation, SemanticParts
 from ..policy import Policy
 from ..statistics import CacheStats, track
 from ..switches import NORMAL, mode
+from . import wrapper
 from .aio import AsyncFace
 from .aio import helpers as async_helpers
 from .encode import encode
@@ -216,7 +217,7 @@ class LLMCache:
             call = self._async.call
         else:
             call = self._sync.call
-        return _wrapper.wrap(func, call, self)
+        return wrapper.wrap(func, call, self)
 
 
 def _split(arguments: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:

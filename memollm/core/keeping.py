@@ -20,13 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 from cachetools import LRUCache
 
-from ..codec import Entry
+from ..codec import Codec, Entry
 from ..errors import CodecError
 
 if TYPE_CHECKING:
     from ..policy import AdaptiveTTL
     from .plan import Plan
-    from .state import State
 
 __all__ = ["UNKNOWN", "Heat", "Refreshes", "due", "hot", "rewrite"]
 
@@ -85,21 +84,22 @@ def due(plan: Plan, expires: float | None, now: float) -> bool:
     return bool(plan.refresh_window) and expires is not None and expires - now < plan.refresh_window
 
 
-def hot(state: State, adaptive: AdaptiveTTL, key: str, expires: float | None) -> bool:
+def hot(heat: Heat, now: float, adaptive: AdaptiveTTL, key: str, expires: float | None) -> bool:
     """Count a hit; whether the entry is hot and (as far as known) due for a later expiry."""
-    if state.heat.count(key) < adaptive.hot_after:
+    if heat.count(key) < adaptive.hot_after:
         return False
-    return expires is UNKNOWN or (expires is not None and expires - state.clock() < adaptive.hot / 2)
+    return expires is UNKNOWN or (expires is not None and expires - now < adaptive.hot / 2)
 
 
-def rewrite(state: State, plan: Plan, adaptive: AdaptiveTTL, entry: Entry) -> tuple[bytes, float] | None:
+def rewrite(
+    codec: Codec, now: float, plan: Plan, adaptive: AdaptiveTTL, entry: Entry
+) -> tuple[bytes, float] | None:
     """The entry re-encoded with its later expiry, and the TTL to store it with; None if not due."""
-    now = state.clock()
     target = min(now + adaptive.hot, entry.created + adaptive.cap)
     if entry.expires is None or entry.expires - now >= adaptive.hot / 2 or target <= entry.expires:
         return None
     try:
-        data = state.codec.encode(
+        data = codec.encode(
             entry.value, kind=entry.kind, created=entry.created, expires=target, meta=entry.meta
         )
     except CodecError:

@@ -26,9 +26,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from ..policy import Semantic
 from .difference import compare
 from .normal import MAX_CHARS, has_cjk
+from .options import Semantic
 from .why import SemanticCheck
 
 __all__ = ["BOUNDED_FLOOR", "SAME_FLOOR", "SHADOW_THRESHOLD", "Settings", "check", "resolve"]

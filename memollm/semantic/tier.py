@@ -13,9 +13,9 @@ import numpy as np
 import numpy.typing as npt
 
 from .._log import warn_once
-from ..keys import SemanticParts
 from .embedder import BatchingEmbedder, EmbedderLoading, EmbedderUnavailable, FastEmbedder, as_embedder
 from .index import Candidate, SemanticIndex
+from .parts import SemanticParts
 from .settings import Settings, check
 from .why import SemanticCheck
 

@@ -285,8 +285,12 @@ def test_side_failures_of_the_semantic_tier_are_skipped(
     def promptless(count: int) -> str:
         return llm(str(count))
 
+    before = llm.calls
     assert keyed("How do I sort a list?", object()) == keyed("How do I sort a list?", object())
+    assert llm.calls == before + 1  # keyed on the question alone: the second call is a hit
     assert promptless(3) == promptless(3)
+    assert llm.calls == before + 2  # no prompt to embed, yet exact caching works
+    assert keyed.cache.stats().hits and promptless.cache.stats().hits
 
 
 def test_a_value_kind_mismatch_is_not_served(memory: MemoryBackend) -> None:

@@ -45,10 +45,10 @@ def refresh(state: State, plan: Plan, key: str, made: Call) -> None:
 def warm(state: State, plan: Plan, key: str, kind: int, expires: float | None = UNKNOWN) -> None:
     """Count a hit on ``key``; once it is hot and near expiry, move its expiry out in every tier."""
     adaptive = plan.adaptive
-    if adaptive is None or not hot(state, adaptive, key, expires):
+    if adaptive is None or not hot(state.heat, state.clock(), adaptive, key, expires):
         return
     found = tiers.quiet(state, plan, key, kind)
-    rewritten = None if found is None else rewrite(state, plan, adaptive, found.entry)
+    rewritten = None if found is None else rewrite(state.codec, state.clock(), plan, adaptive, found.entry)
     if rewritten is not None:
         data, ttl = rewritten
         tiers.each(state, plan, lambda tier: tier.set(key, data, ttl))
