@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import ConfigError
 from .semantic.options import Semantic, checked_semantic
+from .settings_text import CODE_ONLY, convert
 
 if TYPE_CHECKING:
     from .backends import Backend
@@ -21,10 +22,7 @@ __all__ = ["AdaptiveTTL", "Policy", "Semantic"]
 
 _NAMESPACE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 _TIER_NAME = re.compile(r"^[a-z][a-z0-9_\-]{0,31}$")
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 # Settings that hold code cannot come from a file or the environment.
-_CODE_ONLY = frozenset({"cache_if", "key", "keys", "scope", "embedder", "verify", "usage", "answer_text"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,10 +253,10 @@ class Policy:
         for name, raw in data.items():
             if name not in _FIELDS:
                 raise ConfigError(f"{source}: unknown policy setting {name!r}")
-            if name in _CODE_ONLY:
+            if name in CODE_ONLY:
                 raise ConfigError(f"{source}: {name!r} holds code and can only be set in Python")
             try:
-                out[name] = _convert(name, raw)
+                out[name] = convert(name, raw)
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"{source}: bad value {raw!r} for {name!r}: {exc}") from None
         try:
@@ -320,60 +318,3 @@ def _check_retry(retry: object) -> object:
     if not isinstance(retry, RetryPolicy):
         raise ConfigError(f"retry must be a RetryPolicy, True, a number of attempts or None, got {retry!r}")
     return retry
-
-
-def _semantic_setting(text: str) -> object:
-    lowered = text.lower()
-    if lowered == "shadow":
-        return "shadow"
-    if lowered in _TRUE | _FALSE:
-        return _boolean(text)
-    return float(text)
-
-
-def _boolean(text: str) -> bool:
-    lowered = text.lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    raise ValueError("expected true/false")
-
-
-def _names(text: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in text.split(",") if part.strip())
-
-
-_CONVERTERS: dict[str, Callable[[str], object]] = {
-    "ttl": float,
-    "semantic": _semantic_setting,
-    "max_entry_bytes": int,
-    "strict": _boolean,
-    "enabled": _boolean,
-    "single_flight": _boolean,
-    "distributed": _boolean,
-    "tiers": _names,
-    "ignore": _names,
-    "retry": lambda t: _boolean(t) if t.lower() in _TRUE | _FALSE else int(t),
-    "stale_ttl": float,
-    "refresh_ahead": float,
-    "lock_timeout": float,
-    "semantic_top_k": int,
-    "semantic_max_entries": int,
-    "semantic_max_bytes": int,
-    "semantic_index": str,
-}
-_NULLABLE = frozenset(
-    {"ttl", "semantic", "version", "stale_ttl", "refresh_ahead", "key_param", "retry", "prompt_arg"}
-)
-
-
-def _convert(name: str, raw: object) -> object:
-    if not isinstance(raw, str):
-        if name in ("tiers", "ignore") and isinstance(raw, Iterable):
-            return tuple(raw)
-        return raw
-    text = raw.strip()
-    if name in _NULLABLE and text.lower() in ("none", "null", "off", ""):
-        return None
-    return _CONVERTERS.get(name, str)(text)

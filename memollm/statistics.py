@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import itertools
-import math
 import threading
 import weakref
 from collections.abc import Iterable, Mapping
@@ -15,49 +14,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from .pricing import cost_of
-from .usage import Usage
+from .worth import Worth, money
 
 __all__ = ["CacheStats", "StatsRecorder", "Tally", "Worth", "money", "stats", "stats_by_function", "track"]
-
-
-@dataclass(frozen=True, slots=True)
-class Worth:
-    """What one hit on a stored entry saves: the tokens, money and time of the call that made it.
-
-    ``cost`` is ``None`` when the model has no price; ``estimated`` when the tokens were
-    estimated from text rather than reported by the response.
-    """
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-    estimated: bool = False
-    model: str | None = None
-    latency: float = 0.0
-    cost: float | None = None
-
-    @classmethod
-    def from_meta(cls, meta: object) -> Worth | None:
-        """The worth recorded in an entry's metadata (``meta()``'s form), if any and well-formed."""
-        raw = meta.get("u") if type(meta) is dict else None
-        if not (isinstance(raw, list) and len(raw) == 5):
-            return None
-        tin, tout, est, model, latency = raw
-        if not (
-            type(tin) is int
-            and type(tout) is int
-            and type(latency) in (int, float)
-            and 0 <= latency < 1e9  # also rejects NaN
-        ):
-            return None
-        model = model if isinstance(model, str) else None
-        usage = Usage(max(tin, 0), max(tout, 0), bool(est), model)
-        cost = cost_of(usage)
-        return cls(usage.input_tokens, usage.output_tokens, usage.estimated, model, float(latency), cost)
-
-    def meta(self) -> list[Any]:
-        """The form kept in an envelope's metadata."""
-        return [self.input_tokens, self.output_tokens, self.estimated, self.model, round(self.latency, 6)]
 
 
 class Tally:
@@ -68,16 +27,6 @@ class Tally:
     def __init__(self, worth: Worth | None) -> None:
         self.count = itertools.count()
         self.worth = worth  # None: the entry recorded no usage (preloaded, or an older memollm)
-
-
-def money(dollars: float) -> str:
-    """US dollars for people: cents for sums of a cent or more, two significant digits below."""
-    if dollars == 0:
-        return "$0"
-    if abs(dollars) >= 0.01:
-        return f"${dollars:,.2f}"
-    places = 1 - math.floor(math.log10(abs(dollars)))
-    return f"${dollars:.{places}f}" if places <= 10 else f"${dollars:.1e}"
 
 
 @dataclass(frozen=True, slots=True)

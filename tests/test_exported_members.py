@@ -9,7 +9,7 @@ def test_all_is_sorted_and_complete() -> None:
         "fingerprint", "identity", "instances", "paths", "sdk", "openai", "anthropic", "langchain",
         "litellm",
         "metrics", "keys", "outcomes", "policy", "pricing", "prompt", "registry", "resilience", "semantic",
-        "statistics", "switches", "testing", "usage", "complete", "sse",
+        "statistics", "switches", "testing", "usage", "complete", "sse", "settings_text", "worth",
     }  # fmt: skip
     assert memollm.__all__ == sorted(memollm.__all__)
     assert public - modules - {"annotations"} == set(memollm.__all__)

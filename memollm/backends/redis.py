@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import redis
@@ -20,40 +20,19 @@ import redis.asyncio as aredis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from .names import AUXILIARY_PREFIXES, AUXILIARY_SUFFIXES, LOCK, PARTITION_EVIDENCE, VECTOR_LOG
+from .names import AUXILIARY_PREFIXES, AUXILIARY_SUFFIXES, LOCK
+from .redis_side import RedisSideData
+from .redis_wire import FENCE, FENCED_SET, RENEW, UNLOCK
 
 __all__ = ["RedisBackend", "redact"]
 
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
-# Delete the lock only if it still holds our token: never release another holder's lock.
-_UNLOCK = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
-# Extend the lock's lease only while it still holds our token.
-_RENEW = (
-    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) "
-    "end return 0"
-)
-# A lease's fencing token: one more than the last holder's. Lives at least an hour, and as long
-# as an entry written under it (see _FENCED_SET).
-_FENCE = (
-    "local n = redis.call('incr', KEYS[1]) "
-    "if redis.call('pttl', KEYS[1]) < 3600000 and redis.call('pttl', KEYS[1]) ~= -1 then "
-    "redis.call('pexpire', KEYS[1], 3600000) end return n"
-)
-# Store an entry made under a lease unless a later holder's token is already there: a holder
-# that stalled past its lease never overwrites the answer of the one that took over.
-_FENCED_SET = (
-    "if tonumber(redis.call('get', KEYS[2]) or '0') > tonumber(ARGV[3]) then return 0 end "
-    "if tonumber(ARGV[2]) > 0 then redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) "
-    "local left = redis.call('pttl', KEYS[2]) "
-    "if left >= 0 and left < tonumber(ARGV[2]) then redis.call('pexpire', KEYS[2], ARGV[2]) end "
-    "else redis.call('set', KEYS[1], ARGV[1]) redis.call('persist', KEYS[2]) end return 1"
-)
 _SCAN_COUNT = 1000
 _UNLINK_BATCH = 500
 _PIPELINE_BATCH = 2000
 
 
-class RedisBackend:
+class RedisBackend(RedisSideData):
     """A tier in Redis, shared by every process that points at the same server.
 
     ``url`` takes the forms redis-py does: ``redis://[[user]:password@]host:port/db``,
@@ -204,15 +183,15 @@ class RedisBackend:
 
     def unlock(self, key: str, token: str) -> None:
         """Release the lock for ``key`` if ``token`` still holds it (compare and delete)."""
-        self.client.eval(_UNLOCK, 1, self._lock_key(key), token)
+        self.client.eval(UNLOCK, 1, self._lock_key(key), token)
 
     def renew(self, key: str, token: str, ttl: float) -> bool:
         """Extend the lock's lease to ``ttl`` seconds from now if ``token`` still holds it."""
-        return bool(self.client.eval(_RENEW, 1, self._lock_key(key), token, max(1, int(ttl * 1000))))
+        return bool(self.client.eval(RENEW, 1, self._lock_key(key), token, max(1, int(ttl * 1000))))
 
     async def arenew(self, key: str, token: str, ttl: float) -> bool:
         """Async :meth:`renew`."""
-        return bool(await self.aclient().eval(_RENEW, 1, self._lock_key(key), token, max(1, int(ttl * 1000))))
+        return bool(await self.aclient().eval(RENEW, 1, self._lock_key(key), token, max(1, int(ttl * 1000))))
 
     async def alock(self, key: str, token: str, ttl: float) -> bool:
         """Async :meth:`lock`."""
@@ -220,35 +199,7 @@ class RedisBackend:
 
     async def aunlock(self, key: str, token: str) -> None:
         """Async :meth:`unlock`."""
-        await self.aclient().eval(_UNLOCK, 1, self._lock_key(key), token)
-
-    def add_counts(self, key: str, deltas: dict[str, int], ttl: float | None) -> None:
-        """HINCRBY each counter of the hash under ``key`` (atomic across processes), with its TTL."""
-        name = self.full_key(key)
-        pipe = self.client.pipeline(transaction=False)
-        for field, delta in deltas.items():
-            pipe.hincrby(name, field, delta)
-        if ttl is not None:
-            pipe.pexpire(name, max(1, int(ttl * 1000)))
-        pipe.execute()
-
-    def get_counts(self, key: str) -> dict[str, int]:
-        """The hash's counters; values that are not integers are left out (stored bytes are untrusted)."""
-        found = self.client.hgetall(self.full_key(key))
-        out = {}
-        for field, value in found.items():
-            try:
-                out[field.decode()] = int(value)
-            except (UnicodeDecodeError, ValueError):
-                continue
-        return out
-
-    def scan_counts(self, prefix: str = "") -> Iterator[tuple[str, dict[str, int]]]:
-        """(partition, counters) of every partition's evidence under ``prefix`` (for tools)."""
-        start = len(self.prefix) + 1
-        for found in self.client.scan_iter(match=self._match(prefix) + PARTITION_EVIDENCE, count=_SCAN_COUNT):
-            name = found.decode(errors="replace")[start:]
-            yield name.removesuffix(PARTITION_EVIDENCE), self.get_counts(name)
+        await self.aclient().eval(UNLOCK, 1, self._lock_key(key), token)
 
     def _lock_key(self, key: str) -> str:
         return f"{self.prefix}:{LOCK}{key}"
@@ -259,17 +210,17 @@ class RedisBackend:
 
     def fence(self, key: str) -> int:
         """A new fencing token for a lease on ``key``: larger than every earlier holder's."""
-        return int(self.client.eval(_FENCE, 1, self._fence_key(key)))
+        return int(self.client.eval(FENCE, 1, self._fence_key(key)))
 
     async def afence(self, key: str) -> int:
         """Async :meth:`fence`."""
-        return int(await self.aclient().eval(_FENCE, 1, self._fence_key(key)))
+        return int(await self.aclient().eval(FENCE, 1, self._fence_key(key)))
 
     def set_fenced(self, key: str, value: bytes, ttl: float | None, fence: int) -> bool:
         """SET the entry made under the lease with token ``fence``, unless a later holder's is there."""
         px = 0 if ttl is None else max(1, int(ttl * 1000))
         return bool(
-            self.client.eval(_FENCED_SET, 2, self.full_key(key), self._fence_key(key), value, px, fence)
+            self.client.eval(FENCED_SET, 2, self.full_key(key), self._fence_key(key), value, px, fence)
         )
 
     async def aset_fenced(self, key: str, value: bytes, ttl: float | None, fence: int) -> bool:
@@ -277,48 +228,10 @@ class RedisBackend:
         px = 0 if ttl is None else max(1, int(ttl * 1000))
         client = self.aclient()
         return bool(
-            await client.eval(_FENCED_SET, 2, self.full_key(key), self._fence_key(key), value, px, fence)
+            await client.eval(FENCED_SET, 2, self.full_key(key), self._fence_key(key), value, px, fence)
         )
 
     # -- the semantic tier's vector log: a stream per partition -------------------------
-
-    def vlog_append(self, partition: str, key: str, text: str, vector: bytes, expires: float | None) -> None:
-        """XADD a prompt vector to ``partition``'s stream (trimmed to about ``vlog_max`` entries)."""
-        self.vlog_extend(partition, [(key, text, vector)], expires)
-
-    def vlog_extend(
-        self, partition: str, rows: Iterable[tuple[str, str, bytes]], expires: float | None
-    ) -> None:
-        """XADD many (key, text, vector) rows of ``partition``, pipelined (one stream: one slot)."""
-        name, until = self._vlog_key(partition), "" if expires is None else repr(expires)
-        pipe = self.client.pipeline(transaction=False)
-        queued = 0
-        for key, text, vector in rows:
-            fields = {"k": key, "t": text, "v": vector, "e": until}
-            pipe.xadd(name, fields, maxlen=self.vlog_max, approximate=True)
-            queued += 1
-            if queued % _PIPELINE_BATCH == 0:
-                pipe.execute()
-        if queued % _PIPELINE_BATCH:
-            pipe.execute()
-
-    def vlog_since(
-        self, partition: str, cursor: object
-    ) -> tuple[list[tuple[object, object, object, object]], object]:
-        """Entries of ``partition``'s stream after ``cursor`` (XRANGE from an exclusive id).
-
-        Rows are (key, text, vector bytes, expiry); a field that is missing or does not decode
-        comes back as None, for the caller to skip: one bad row never blocks the rows after it.
-        """
-        start = f"({cursor.decode() if isinstance(cursor, bytes) else cursor}" if cursor else "-"
-        found = self.client.xrange(self._vlog_key(partition), min=start, max="+", count=20000)
-        if not found:
-            return [], cursor
-        return [_vlog_row(fields) for _, fields in found], found[-1][0]
-
-    def _vlog_key(self, partition: str) -> str:
-        # Under the partition's own prefix, so clearing a function's entries clears its vectors.
-        return f"{self.prefix}:{partition}{VECTOR_LOG}"
 
     def ping(self) -> bool:
         """Whether the server answers."""
@@ -369,21 +282,6 @@ class RedisBackend:
         client = self._aclients.pop(asyncio.get_running_loop(), None)
         if client is not None:
             await client.aclose()
-
-
-def _vlog_row(fields: dict[bytes, bytes]) -> tuple[object, object, object, object]:
-    def text(name: bytes) -> str | None:
-        try:
-            return fields[name].decode()
-        except (KeyError, UnicodeDecodeError, AttributeError):
-            return None
-
-    raw = text(b"e")
-    try:
-        expires = float(raw) if raw else None
-    except ValueError:
-        expires = float("nan")  # unreadable: skipped
-    return text(b"k"), text(b"t"), fields.get(b"v"), expires
 
 
 def redact(url: str) -> str:
