@@ -12,6 +12,7 @@ from memollm import config, events
 from memollm.backends import MemoryBackend
 from memollm.testing import FakeClock
 
+from .faces import Face
 from .servers import RedisCluster as RedisClusterServers
 from .servers import RedisServer, Served
 from .upstream import Upstream
@@ -35,6 +36,14 @@ def _isolated_config(
     # A hook left subscribed would send every later test down the observed path.
     for hook in set(events.hooks) - set(hooks):
         events.unsubscribe(hook)
+
+
+@pytest.fixture(params=["sync", "async"])
+def face(request: pytest.FixtureRequest) -> Iterator[Face]:
+    """The face a test's cached functions have: the test runs once with each (see tests/faces.py)."""
+    made = Face(request.param)
+    yield made
+    made.close()
 
 
 @pytest.fixture

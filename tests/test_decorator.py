@@ -23,6 +23,8 @@ from memollm import (
 from memollm.backends import MemoryBackend
 from memollm.testing import FakeClock, FakeLLM
 
+from .faces import Face
+
 
 @pytest.fixture
 def llm() -> FakeLLM:
@@ -316,34 +318,34 @@ def test_key_callable_is_asked_on_every_call() -> None:
 
 
 class TestControls:
-    def test_bypass_neither_reads_nor_writes(self, llm: FakeLLM) -> None:
+    def test_bypass_neither_reads_nor_writes(self, llm: FakeLLM, face: Face) -> None:
         """Inside bypass() calls go to the model and nothing is stored."""
 
-        @cached_llm
-        def ask(prompt: str) -> str:
+        def answer(prompt: str) -> str:
             return llm(prompt)
 
-        ask("x")
+        ask = cached_llm(face.shaped(answer))
+        face.call(ask, "x")
         with memollm.bypass():
-            ask("x")
-            ask("y")
+            face.call(ask, "x")
+            face.call(ask, "y")
         assert llm.calls == 3
-        ask("y")
+        face.call(ask, "y")
         assert llm.calls == 4
         assert ask.cache.stats().bypasses == 2
 
-    def test_refresh_skips_the_read_and_writes(self) -> None:
+    def test_refresh_skips_the_read_and_writes(self, face: Face) -> None:
         """Inside refresh() the model is called and its new answer replaces the old."""
         answers = iter(["old", "new", "newer"])
 
-        @cached_llm
-        def ask(prompt: str) -> str:
+        def answer(prompt: str) -> str:
             return next(answers)
 
-        assert ask("x") == "old"
+        ask = cached_llm(face.shaped(answer))
+        assert face.call(ask, "x") == "old"
         with memollm.refresh():
-            assert ask("x") == "new"
-        assert ask("x") == "new"
+            assert face.call(ask, "x") == "new"
+        assert face.call(ask, "x") == "new"
 
     def test_controls_are_per_thread(self, llm: FakeLLM) -> None:
         """bypass() in one thread does not affect another thread running at the same time."""
@@ -412,24 +414,24 @@ class TestControls:
 
 
 class TestResults:
-    def test_exceptions_propagate_and_are_not_cached(self) -> None:
+    def test_exceptions_propagate_and_are_not_cached(self, face: Face) -> None:
         """The function's own exception reaches the caller unchanged and the next call tries again."""
         calls = []
 
         class RateLimited(Exception):
             pass
 
-        @cached_llm
-        def ask(prompt: str) -> str:
+        def answer(prompt: str) -> str:
             calls.append(prompt)
             if len(calls) == 1:
                 raise RateLimited("429")
             return "ok"
 
+        ask = cached_llm(face.shaped(answer))
         with pytest.raises(RateLimited, match="429"):
-            ask("x")
-        assert ask("x") == "ok"
-        assert ask("x") == "ok"
+            face.call(ask, "x")
+        assert face.call(ask, "x") == "ok"
+        assert face.call(ask, "x") == "ok"
         assert len(calls) == 2
 
     def test_wrong_arguments_raise_the_functions_own_error(self) -> None:
@@ -442,19 +444,19 @@ class TestResults:
         with pytest.raises(TypeError, match="prompt"):
             ask()  # type: ignore[call-arg]
 
-    def test_cache_if_skips_bad_results(self, llm: FakeLLM) -> None:
+    def test_cache_if_skips_bad_results(self, llm: FakeLLM, face: Face) -> None:
         """Results cache_if rejects are returned but not stored."""
         answers = iter(["", "", "good"])
 
-        @cached_llm(cache_if=bool)
-        def ask(prompt: str) -> str:
+        def answer(prompt: str) -> str:
             llm("x")
             return next(answers)
 
-        assert ask("x") == ""
-        assert ask("x") == ""
-        assert ask("x") == "good"
-        assert ask("x") == "good"
+        ask = cached_llm(cache_if=bool)(face.shaped(answer))
+        assert face.call(ask, "x") == ""
+        assert face.call(ask, "x") == ""
+        assert face.call(ask, "x") == "good"
+        assert face.call(ask, "x") == "good"
         assert llm.calls == 3
         assert ask.cache.stats().skipped == 2
 
@@ -612,19 +614,19 @@ class TestTiers:
         cached("x")
         assert llm.calls == 2
 
-    def test_corrupt_entry_is_a_counted_miss(self, memory: MemoryBackend, llm: FakeLLM) -> None:
+    def test_corrupt_entry_is_a_counted_miss(self, memory: MemoryBackend, llm: FakeLLM, face: Face) -> None:
         """Bytes that do not decode are a miss: deleted, counted, replaced by a fresh answer."""
 
-        @cached_llm
-        def ask(prompt: str) -> str:
+        def answer(prompt: str) -> str:
             return llm(prompt)
 
+        ask = cached_llm(face.shaped(answer))
         key = ask.cache.key_for("x")
         memory.set(key, b"\xc1garbage", None)
-        assert ask("x") == llm.answer("x")
+        assert face.call(ask, "x") == llm.answer("x")
         assert ask.cache.stats().corrupt == 1
         assert memory.get(key) != b"\xc1garbage"
-        ask("x")
+        face.call(ask, "x")
         assert llm.calls == 1
 
     def test_entry_of_a_newer_format_is_left_alone(self, memory: MemoryBackend, llm: FakeLLM) -> None:

@@ -15,6 +15,7 @@ from memollm import CacheEvent, LLMCache, events
 from memollm.backends import MemoryBackend
 from memollm.testing import FakeClock
 
+from .faces import Face
 from .helpers import eventually
 
 
@@ -70,24 +71,28 @@ async def test_async_and_bypass(seen: list[CacheEvent], memory: MemoryBackend) -
     assert seen[0].estimated and seen[0].output_tokens == 1  # "Q": one token by the heuristic
 
 
-def test_upstream_error_and_stale(seen: list[CacheEvent], memory: MemoryBackend, clock: FakeClock) -> None:
+def test_upstream_error_and_stale(
+    seen: list[CacheEvent], memory: MemoryBackend, clock: FakeClock, face: Face
+) -> None:
+    """A failed call is an upstream error event; a stale answer served after one is a stale event."""
     fail = False
 
-    def call(prompt: str) -> str:
+    def answer(prompt: str) -> str:
         if fail:
             raise ConnectionError("down")
         return "fine"
 
+    call = face.shaped(answer)
     flaky = LLMCache(call, settings={"ttl": 10, "stale_ttl": 100}, name="flaky", clock=clock).wrap(call)
 
     fail = True
     with pytest.raises(ConnectionError):
-        flaky("never stored")
+        face.call(flaky, "never stored")
     fail = False
-    flaky("q")
+    face.call(flaky, "q")
     clock.advance(20)
     fail = True
-    assert flaky("q") == "fine"
+    assert face.call(flaky, "q") == "fine"
     assert [(e.outcome, e.detail) for e in seen] == [("error", "upstream"), ("miss", None), ("stale", None)]
 
 

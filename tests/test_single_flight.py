@@ -20,6 +20,7 @@ import memollm
 from memollm import LLMCache, RetryPolicy, cached_llm
 from memollm.testing import FakeClock
 
+from .faces import Face
 from .helpers import eventually
 from .upstream import Upstream, error
 
@@ -221,26 +222,32 @@ def test_four_processes_share_one_upstream_call(upstream: Upstream, redis_url: s
 
 
 class TestStaleIfError:
-    def test_stale_entry_served_when_the_call_fails(self, upstream: Upstream, clock: FakeClock) -> None:
+    def test_stale_entry_served_when_the_call_fails(
+        self, upstream: Upstream, clock: FakeClock, face: Face
+    ) -> None:
         """Past its TTL but within stale_ttl, an entry is served if the call still fails, and flagged."""
         memollm.register_tier("memory", memollm.backends.MemoryBackend(clock=clock))
 
-        def ask(prompt: str) -> dict[str, Any]:
+        def answer(prompt: str) -> dict[str, Any]:
             return post(upstream, prompt)
 
-        policy = {"ttl": 10, "stale_ttl": 100, "retry": RetryPolicy(attempts=2, sleep=lambda s: None)}
-        cache = LLMCache(ask, settings=policy, clock=clock)
+        async def no_wait(seconds: float) -> None:
+            return None
+
+        retry = RetryPolicy(attempts=2, sleep=lambda s: None, asleep=no_wait)
+        ask = face.shaped(answer)
+        cache = LLMCache(ask, settings={"ttl": 10, "stale_ttl": 100, "retry": retry}, clock=clock)
         fn = cache.wrap(ask)
-        fresh = fn("x")
+        fresh = face.call(fn, "x")
         clock.advance(20)
         upstream.play(error(503), error(503))
         with memollm.lookup() as seen:
-            assert fn("x") == fresh
+            assert face.call(fn, "x") == fresh
         assert seen.stale
         assert cache.stats().stale == 1
-        assert upstream.count == 3
+        assert upstream.count == 3  # the miss, then both attempts of the failing call
         with memollm.lookup() as seen:
-            fn("x")  # the upstream answers again: a fresh miss
+            face.call(fn, "x")  # the upstream answers again: a fresh miss
         assert seen.outcome == "miss"
 
     def test_too_old_or_no_window_raises(self, upstream: Upstream, clock: FakeClock) -> None:

@@ -15,6 +15,8 @@ from memollm.backends.redis import RedisBackend
 from memollm.backends.sqlite import SQLiteBackend
 from memollm.testing import FakeClock, FakeLLM
 
+from .faces import Face
+
 
 class Reply(pydantic.BaseModel):
     text: str
@@ -31,7 +33,9 @@ CONFIGS = {
 
 
 @pytest.fixture(params=list(CONFIGS))
-def tiers(request: pytest.FixtureRequest, memory: MemoryBackend, tmp_path: Path) -> Iterator[tuple[str, ...]]:
+def tiers(
+    request: pytest.FixtureRequest, memory: MemoryBackend, tmp_path: Path, face: Face
+) -> Iterator[tuple[str, ...]]:
     names = CONFIGS[request.param]
     opened: list[RedisBackend | SQLiteBackend] = []
     if "sqlite" in names:
@@ -43,6 +47,8 @@ def tiers(request: pytest.FixtureRequest, memory: MemoryBackend, tmp_path: Path)
     if "cluster" in names:
         opened.append(RedisBackend(request.getfixturevalue("cluster_url"), cluster=True))
         memollm.register_tier("cluster", opened[-1])
+    for backend in opened:
+        face.uses(backend)
     yield names
     for backend in opened:
         backend.close()
@@ -53,66 +59,65 @@ def cached(fn, tiers: tuple[str, ...], clock: FakeClock, **settings):  # type: i
 
 
 class TestEveryConfiguration:
-    def test_hit_after_miss_with_typed_results(self, tiers: tuple[str, ...], clock: FakeClock) -> None:
+    """Each test runs on every tier configuration, with sync and with async functions."""
+
+    def test_hit_after_miss_with_typed_results(
+        self, tiers: tuple[str, ...], clock: FakeClock, face: Face
+    ) -> None:
         """A second call hits, with a pydantic result restored to its class, and stats name the tier."""
         llm = FakeLLM()
 
         def ask(prompt: str) -> Reply:
             return Reply(text=llm(prompt), tokens=len(prompt))
 
-        fn = cached(ask, tiers, clock)
-        assert fn("x") == fn("x")
-        assert type(fn("x")) is Reply
+        fn = cached(face.shaped(ask), tiers, clock)
+        first = face.call(fn, "x")
+        assert face.call(fn, "x") == first
+        assert type(face.call(fn, "x")) is Reply
         assert llm.calls == 1
         assert fn.cache.stats().hits == {tiers[0]: 2}
 
-    def test_streams_replay(self, tiers: tuple[str, ...], clock: FakeClock) -> None:
+    def test_streams_replay(self, tiers: tuple[str, ...], clock: FakeClock, face: Face) -> None:
         """A finished stream is stored in the tiers and replayed chunk by chunk."""
         llm = FakeLLM()
 
         def stream(prompt: str):  # type: ignore[no-untyped-def]
             yield from llm.stream(prompt)
 
-        fn = cached(stream, tiers, clock)
-        assert list(fn("q")) == list(fn("q"))
+        fn = cached(face.shaped(stream), tiers, clock)
+        first = face.read(fn, "q")
+        assert len(first) > 1
+        assert face.read(fn, "q") == first
         assert llm.calls == 1
 
-    def test_logical_ttl(self, tiers: tuple[str, ...], clock: FakeClock) -> None:
+    def test_logical_ttl(self, tiers: tuple[str, ...], clock: FakeClock, face: Face) -> None:
         """An entry past its TTL is a miss in every tier, whatever the tier's own clock says."""
         llm = FakeLLM()
-        fn = cached(llm.complete, tiers, clock, ttl=10)
-        fn("x")
+        fn = cached(face.shaped(llm.complete), tiers, clock, ttl=10)
+        face.call(fn, "x")
         clock.advance(9)
-        fn("x")
+        face.call(fn, "x")
+        assert llm.calls == 1
         clock.advance(2)
-        fn("x")
+        face.call(fn, "x")
         assert llm.calls == 2
 
-    def test_clear_and_invalidate_reach_every_tier(self, tiers: tuple[str, ...], clock: FakeClock) -> None:
+    def test_clear_and_invalidate_reach_every_tier(
+        self, tiers: tuple[str, ...], clock: FakeClock, face: Face
+    ) -> None:
         """invalidate() and clear() remove entries from all tiers, so the next call is a miss."""
         llm = FakeLLM()
-        fn = cached(llm.complete, tiers, clock)
-        fn("a")
-        fn("b")
+        fn = cached(face.shaped(llm.complete), tiers, clock)
+        face.call(fn, "a")
+        face.call(fn, "b")
         fn.cache.invalidate("a")
-        fn("a")
-        fn("b")
+        face.call(fn, "a")
+        face.call(fn, "b")
         assert llm.calls == 3
         assert fn.cache.clear() == 2 * len(tiers)
-        fn("a")
-        fn("b")
+        face.call(fn, "a")
+        face.call(fn, "b")
         assert llm.calls == 5
-
-    async def test_async_functions(self, tiers: tuple[str, ...], clock: FakeClock) -> None:
-        """Async functions read and write every tier through the async faces."""
-        llm = FakeLLM()
-        fn = cached(llm.acomplete, tiers, clock)
-        assert await fn("x") == await fn("x")
-        assert llm.calls == 1
-        for name in tiers:
-            close = getattr(memollm.registry.get_tier(name), "backend", None)
-            if isinstance(close, RedisBackend):
-                await close.aclose()
 
 
 def test_promotion_keeps_the_remaining_ttl(
