@@ -45,6 +45,7 @@ def client_for(upstream: Upstream, cls: Any = None, **policy: Any) -> Any:
 
 
 def test_a_repeat_is_a_hit_with_the_sdk_type(upstream: Upstream) -> None:
+    """A repeat is a hit with the sdk type."""
     upstream.play(Reply(body=message("a proxy forwards")), Reply(body=message("other")))
     client = client_for(upstream)
     first = client.messages.create(model="claude-test", max_tokens=100, messages=MESSAGES)
@@ -59,6 +60,7 @@ def test_a_repeat_is_a_hit_with_the_sdk_type(upstream: Upstream) -> None:
     "change", [{"model": "claude-other"}, {"max_tokens": 50}, {"system": "Be verbose."}], ids=str
 )
 def test_changes_miss(upstream: Upstream, change: dict[str, Any]) -> None:
+    """A change to anything that changes the answer misses."""
     upstream.play(Reply(body=message("one")), Reply(body=message("two")))
     client = client_for(upstream)
     client.messages.create(model="claude-test", max_tokens=100, messages=MESSAGES)
@@ -69,6 +71,7 @@ def test_changes_miss(upstream: Upstream, change: dict[str, Any]) -> None:
 
 
 def test_streams_replay_event_for_event(upstream: Upstream) -> None:
+    """Streams replay event for event."""
     upstream.play(Reply(events=events("a proxy forwards requests")))
     client = client_for(upstream)
     with client.messages.create(
@@ -85,6 +88,7 @@ def test_streams_replay_event_for_event(upstream: Upstream) -> None:
 
 
 async def test_async_client_and_tenants(upstream: Upstream) -> None:
+    """Async client and tenants."""
     upstream.play(Reply(body=message("a")), Reply(body=message("b")))
     client = client_for(upstream, anthropic.AsyncAnthropic)
     with memollm.tenant("a"):

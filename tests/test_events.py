@@ -36,6 +36,8 @@ def completion(text: str, model: str = "gpt-4o-mini") -> dict[str, Any]:
 
 
 def test_miss_then_hit(seen: list[CacheEvent], memory: MemoryBackend) -> None:
+    """A miss then a hit: each event carries the tokens, price and latencies of the call."""
+
     @memollm.cached_llm(name="ask")
     def ask(prompt: str) -> dict[str, Any]:
         return completion("answer to " + prompt)
@@ -59,6 +61,8 @@ def test_miss_then_hit(seen: list[CacheEvent], memory: MemoryBackend) -> None:
 
 
 async def test_async_and_bypass(seen: list[CacheEvent], memory: MemoryBackend) -> None:
+    """Async calls report miss and hit, and a call under bypass() reports bypass."""
+
     @memollm.cached_llm(name="aask")
     async def aask(prompt: str) -> str:
         return prompt.upper()
@@ -97,6 +101,8 @@ def test_upstream_error_and_stale(
 
 
 def test_uncacheable_is_an_error_that_still_calls(seen: list[CacheEvent], memory: MemoryBackend) -> None:
+    """Uncacheable is an error that still calls."""
+
     @memollm.cached_llm(name="odd")
     def odd(thing: object) -> str:
         return "called"
@@ -106,6 +112,7 @@ def test_uncacheable_is_an_error_that_still_calls(seen: list[CacheEvent], memory
 
 
 def test_coalesced_follower_is_a_hit(seen: list[CacheEvent], memory: MemoryBackend) -> None:
+    """Coalesced follower is a hit."""
     entered, release = threading.Event(), threading.Event()
 
     @memollm.cached_llm(name="slow")
@@ -132,6 +139,8 @@ def test_coalesced_follower_is_a_hit(seen: list[CacheEvent], memory: MemoryBacke
 
 
 def test_streams(seen: list[CacheEvent], memory: MemoryBackend) -> None:
+    """Streams are cached and replayed, with an event for the miss and for the hit."""
+
     @memollm.cached_llm(name="gen")
     def gen(prompt: str) -> Iterator[str]:
         yield from ("a", "b", "c")
@@ -143,6 +152,8 @@ def test_streams(seen: list[CacheEvent], memory: MemoryBackend) -> None:
 
 
 async def test_async_streams(seen: list[CacheEvent], memory: MemoryBackend) -> None:
+    """Async streams are cached and replayed, with a miss and a hit event."""
+
     @memollm.cached_llm(name="agen")
     async def agen(prompt: str) -> AsyncIterator[str]:
         for part in ("a", "b"):
@@ -156,6 +167,8 @@ async def test_async_streams(seen: list[CacheEvent], memory: MemoryBackend) -> N
 def test_a_raising_hook_never_breaks_the_call(
     memory: MemoryBackend, warnings_log: pytest.LogCaptureFixture
 ) -> None:
+    """A raising hook never breaks the call."""
+
     def broken(event: CacheEvent) -> None:
         raise RuntimeError("hook bug")
 
@@ -174,6 +187,7 @@ def test_a_raising_hook_never_breaks_the_call(
 
 
 def test_unsubscribe_stops_delivery(memory: MemoryBackend) -> None:
+    """Unsubscribe stops delivery."""
     got: list[CacheEvent] = []
     unsubscribe = events.subscribe(got.append)
 
@@ -190,6 +204,8 @@ def test_unsubscribe_stops_delivery(memory: MemoryBackend) -> None:
 
 
 def test_semantic_hit_event(seen: list[CacheEvent], memory: MemoryBackend) -> None:
+    """Semantic hit event."""
+
     def embed(texts: list[str]) -> Any:
         import numpy as np
 

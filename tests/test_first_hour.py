@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import re
 import threading
@@ -21,7 +20,7 @@ from memollm.semantic.fetch import FILES, hub_reachable
 from memollm.statistics import money
 
 from .helpers import eventually
-from .servers import Served, ServeProcess
+from .servers import ServeProcess
 from .upstream import Reply, Upstream, completion
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,8 +65,17 @@ def test_serve_keeps_its_file_in_the_user_cache_folder(upstream: Upstream, tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
 
 
-def test_coalesced_requests_are_one_accounting(proxy: Served, upstream: Upstream) -> None:
-    """8 identical requests at once: one MISS and seven HITs everywhere, one upstream call."""
+def test_coalesced_requests_are_one_accounting(upstream: Upstream, tmp_path: Path) -> None:
+    """8 identical requests at once: one MISS and seven HITs everywhere, one upstream call.
+
+    `memollm serve` runs as its own process, so /metrics counts only its caches.
+    """
+    pytest.importorskip("uvicorn", reason="the server extra is not installed")
+    with ServeProcess(upstream.url, "--sqlite", str(tmp_path / "p.db")) as proxy:
+        _one_accounting(proxy, upstream)
+
+
+def _one_accounting(proxy: ServeProcess, upstream: Upstream) -> None:
     upstream.gate.clear()
     body = {"model": "m", "messages": [{"role": "user", "content": "same"}]}
     seen: list[str] = []
@@ -81,7 +89,6 @@ def test_coalesced_requests_are_one_accounting(proxy: Served, upstream: Upstream
         names = ("lookups", "misses", "coalesced", "hits")
         return {name: _metric(text, f"memollm_{name}_total") for name in names}
 
-    gc.collect()  # totals are per process and cover live caches: other tests' must be gone first
     before = counts()
     threads = [threading.Thread(target=send) for _ in range(8)]
     for t in threads:
@@ -126,6 +133,8 @@ def test_inspect_takes_the_key_redis_shows(redis_url: str) -> None:
 
 class TestSemanticMisses:
     def test_lookup_says_why_a_similar_question_was_not_served(self, embedder: Any) -> None:
+        """Lookup says why a similar question was not served."""
+
         @cached_llm(semantic=True, embedder=embedder)
         def ask(question: str) -> str:
             return question.upper()
@@ -149,6 +158,7 @@ class TestSemanticMisses:
         assert seen.reason == "the same call was answered before" and seen.similarity is None
 
     def test_possessives_and_plurals_are_the_same_entity(self) -> None:
+        """Possessives and plurals are the same entity."""
         from memollm.semantic.verify import explain
 
         assert explain("What's France's capital city?", "What is the capital of France?") is None
@@ -156,6 +166,7 @@ class TestSemanticMisses:
         assert explain("Flights from Paris to Rome", "Flights from Paris to Berlin") is not None
 
     def test_explain_command(self, model_path: str) -> None:
+        """``memollm explain`` says why an opposite question is not served."""
         result = CliRunner().invoke(
             main,
             [
@@ -226,6 +237,7 @@ class TestTheModel:
 def test_unknown_environment_variables_are_named(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Unknown environment variables are named."""
     monkeypatch.setenv("MEMOLLM_TTLL", "5")
     with caplog.at_level(logging.WARNING, logger="memollm"):
         memollm.config.reset()
@@ -239,6 +251,8 @@ def test_unknown_environment_variables_are_named(
 
 
 def test_printed_stats_show_the_hit_rate() -> None:
+    """Printed stats show the hit rate."""
+
     @cached_llm
     def ask(q: str) -> str:
         return q
@@ -252,6 +266,7 @@ def test_printed_stats_show_the_hit_rate() -> None:
     ("dollars", "shown"), [(0, "$0"), (0.000045, "$0.000045"), (0.0123, "$0.01"), (12.5, "$12.50")]
 )
 def test_money_is_shown_with_its_significant_digits(dollars: float, shown: str) -> None:
+    """Money is shown with its significant digits."""
     assert money(dollars) == shown
 
 

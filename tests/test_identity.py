@@ -268,6 +268,7 @@ class TestMethods:
         assert llm.calls == 2
 
     def test_memollm_key_and_ignore_self_still_decide(self) -> None:
+        """Memollm key and ignore self still decide."""
         llm = FakeLLM()
 
         class Keyed:
@@ -294,6 +295,7 @@ class TestMethods:
         assert llm.calls == 2
 
     def test_class_and_static_methods_keep_working(self) -> None:
+        """Class and static methods keep working."""
         llm = FakeLLM()
 
         class Bot:
@@ -343,6 +345,7 @@ def _bot_class(kind: str, llm: FakeLLM) -> Any:
 
 class TestSentinels:
     def test_known_markers(self) -> None:
+        """The SDKs' not-given markers are recognised, and None or a look-alike string is not one."""
         openai = pytest.importorskip("openai")
         httpx = pytest.importorskip("httpx")
         assert not_given(openai.NOT_GIVEN)
@@ -352,6 +355,7 @@ class TestSentinels:
         assert not not_given(None) and not not_given("NotGiven")
 
     def test_a_not_given_argument_is_an_argument_not_passed(self) -> None:
+        """A not given argument is an argument not passed."""
         openai = pytest.importorskip("openai")
 
         def create(model: str, temperature: Any = openai.NOT_GIVEN) -> str:

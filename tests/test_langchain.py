@@ -35,6 +35,7 @@ def test_a_repeat_is_a_hit(cache: MemoLLMCache) -> None:
 
 
 def test_another_prompt_or_model_setting_misses(cache: MemoLLMCache) -> None:
+    """Another prompt or model setting misses."""
     model = FakeListChatModel(responses=["first", "second", "third"])
     model.invoke("one")
     assert model.invoke("two").content == "second"
@@ -43,12 +44,14 @@ def test_another_prompt_or_model_setting_misses(cache: MemoLLMCache) -> None:
 
 
 def test_text_models_too(cache: MemoLLMCache) -> None:
+    """Text-completion models are cached as chat models are."""
     llm = FakeListLLM(responses=["a", "b"])
     assert llm.invoke("hi") == "a"
     assert llm.invoke("hi") == "a"
 
 
 async def test_async(cache: MemoLLMCache) -> None:
+    """The async API is cached the same way."""
     model = FakeListChatModel(responses=["first", "second"])
     assert (await model.ainvoke("q")).content == "first"
     assert (await model.ainvoke("q")).content == "first"
@@ -57,6 +60,7 @@ async def test_async(cache: MemoLLMCache) -> None:
 
 
 def test_tenants_isolate(cache: MemoLLMCache) -> None:
+    """Two tenants asking the same question each get their own answer."""
     model = FakeListChatModel(responses=["for a", "for b"])
     with memollm.tenant("a"):
         model.invoke("q")

@@ -45,17 +45,20 @@ def test_a_repeat_is_a_hit(backend: MemoLLMCache) -> None:
 
 @pytest.mark.parametrize("change", [{"model": "gpt-4o"}, {"temperature": 0.9}], ids=["model", "temperature"])
 def test_changes_miss(backend: MemoLLMCache, change: dict[str, Any]) -> None:
+    """A change to anything that changes the answer misses."""
     ask("first")
     assert ask("second", **change).choices[0].message.content == "second"
 
 
 def test_streams(backend: MemoLLMCache) -> None:
+    """A streamed completion is cached: the repeat replays the first text, not a new answer."""
     first = "".join(c.choices[0].delta.content or "" for c in ask("one two three", stream=True))
     again = "".join(c.choices[0].delta.content or "" for c in ask("four", stream=True))
     assert first == again == "one two three"
 
 
 async def test_async(backend: MemoLLMCache) -> None:
+    """The async API is cached the same way."""
     import asyncio
 
     one = await litellm.acompletion(model="gpt-4o-mini", messages=MESSAGES, mock_response="a", caching=True)
@@ -68,6 +71,7 @@ async def test_async(backend: MemoLLMCache) -> None:
 
 
 def test_tenants_isolate(backend: MemoLLMCache) -> None:
+    """Two tenants asking the same question each get their own answer."""
     with memollm.tenant("a"):
         ask("for a")
     with memollm.tenant("b"):
@@ -75,6 +79,7 @@ def test_tenants_isolate(backend: MemoLLMCache) -> None:
 
 
 def test_semantic_is_refused_with_a_reason() -> None:
+    """Semantic is refused with a reason."""
     with pytest.raises(ConfigError, match="keys only"):
         MemoLLMCache(semantic=True)
 

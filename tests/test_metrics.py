@@ -25,6 +25,7 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 def test_counters_gauge_and_histograms(memory: MemoryBackend) -> None:
+    """Counters gauge and histograms."""
     registry = prometheus_client.CollectorRegistry()
     metrics = prometheus.install(registry)
     try:
@@ -55,6 +56,7 @@ def test_counters_gauge_and_histograms(memory: MemoryBackend) -> None:
 
 
 def test_install_is_idempotent_and_uninstall_removes(memory: MemoryBackend) -> None:
+    """Install is idempotent and uninstall removes."""
     registry = prometheus_client.CollectorRegistry()
     first = prometheus.install(registry)
     assert prometheus.install(registry) is first
@@ -66,6 +68,7 @@ def test_install_is_idempotent_and_uninstall_removes(memory: MemoryBackend) -> N
 
 
 def test_semantic_similarity_histogram(memory: MemoryBackend) -> None:
+    """Semantic similarity histogram."""
     import numpy as np
 
     def embed(texts: list[str]) -> Any:
@@ -91,6 +94,8 @@ def test_semantic_similarity_histogram(memory: MemoryBackend) -> None:
 
 
 def test_plain_text_without_prometheus_client_parses_too(memory: MemoryBackend) -> None:
+    """Plain text without prometheus client parses too."""
+
     @memollm.cached_llm
     def ask(prompt: str) -> str:
         return "a"
@@ -102,6 +107,7 @@ def test_plain_text_without_prometheus_client_parses_too(memory: MemoryBackend) 
 
 
 def test_queued_observations_are_folded_in_without_a_scrape(memory: MemoryBackend) -> None:
+    """Queued observations are folded in without a scrape."""
     registry = prometheus_client.CollectorRegistry()
     metrics = prometheus.install(registry)
     try:

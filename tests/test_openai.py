@@ -21,6 +21,7 @@ def client_for(upstream: Upstream, **policy: Any) -> Any:
 
 
 def test_a_repeat_is_a_hit_and_keeps_the_sdk_type(upstream: Upstream) -> None:
+    """A repeat is a hit and keeps the sdk type."""
     client = client_for(upstream)
     first = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     second = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
@@ -42,6 +43,7 @@ def test_a_repeat_is_a_hit_and_keeps_the_sdk_type(upstream: Upstream) -> None:
     ids=["model", "temperature", "tools", "system"],
 )
 def test_anything_that_changes_the_answer_misses(upstream: Upstream, change: dict[str, Any]) -> None:
+    """Anything that changes the answer misses."""
     client = client_for(upstream)
     client.chat.completions.create(**{"model": "gpt-4o-mini", "messages": MESSAGES})
     client.chat.completions.create(**{"model": "gpt-4o-mini", "messages": MESSAGES, **change})
@@ -49,6 +51,7 @@ def test_anything_that_changes_the_answer_misses(upstream: Upstream, change: dic
 
 
 def test_timeouts_and_headers_are_not_part_of_the_key(upstream: Upstream) -> None:
+    """Timeouts and headers are not part of the key."""
     client = client_for(upstream)
     client.chat.completions.create(model="m", messages=MESSAGES, timeout=5)
     client.chat.completions.create(model="m", messages=MESSAGES, extra_headers={"x-trace": "1"})
@@ -56,6 +59,7 @@ def test_timeouts_and_headers_are_not_part_of_the_key(upstream: Upstream) -> Non
 
 
 def test_streams_replay_chunk_for_chunk(upstream: Upstream) -> None:
+    """Streams replay chunk for chunk."""
     client = client_for(upstream)
     with client.chat.completions.create(model="m", messages=MESSAGES, stream=True) as stream:
         first = list(stream)
@@ -67,6 +71,7 @@ def test_streams_replay_chunk_for_chunk(upstream: Upstream) -> None:
 
 
 async def test_async_client_values_and_streams(upstream: Upstream) -> None:
+    """Async client values and streams."""
     client = wrap(openai.AsyncOpenAI(base_url=upstream.url + "/v1", api_key="sk-test", max_retries=0))
     one = await client.chat.completions.create(model="m", messages=MESSAGES)
     two = await client.chat.completions.create(model="m", messages=MESSAGES)
@@ -81,6 +86,7 @@ async def test_async_client_values_and_streams(upstream: Upstream) -> None:
 
 
 def test_tenants_isolate(upstream: Upstream) -> None:
+    """Two tenants asking the same question each get their own answer."""
     client = client_for(upstream)
     with memollm.tenant("a"):
         client.chat.completions.create(model="m", messages=MESSAGES)
@@ -90,6 +96,7 @@ def test_tenants_isolate(upstream: Upstream) -> None:
 
 
 def test_raw_responses_and_other_resources_are_the_real_clients(upstream: Upstream) -> None:
+    """Raw responses and other resources are the real clients."""
     client = client_for(upstream)
     raw = client.chat.completions.with_raw_response.create(model="m", messages=MESSAGES)
     assert raw.headers["content-type"] == "application/json"
@@ -98,6 +105,7 @@ def test_raw_responses_and_other_resources_are_the_real_clients(upstream: Upstre
 
 
 def test_embeddings_and_per_method_settings(upstream: Upstream) -> None:
+    """Embeddings and per method settings."""
     vector = {"object": "embedding", "index": 0, "embedding": [0.1, 0.2]}
     body = {
         "object": "list",
@@ -118,6 +126,7 @@ def test_embeddings_and_per_method_settings(upstream: Upstream) -> None:
 
 
 def test_a_failing_call_is_not_cached(upstream: Upstream) -> None:
+    """A failing call is not cached."""
     from .upstream import error
 
     upstream.play(error(500), Reply(body=completion("fine")))

@@ -31,6 +31,7 @@ def openai_response(
 
 class TestUsage:
     def test_openai_dict_and_sdk_object(self) -> None:
+        """Openai dict and sdk object."""
         assert usage_of(openai_response("gpt-4o", 10, 20)) == Usage(10, 20, False, "gpt-4o")
         sdk = SimpleNamespace(
             model="gpt-4o-2024-08-06", usage=SimpleNamespace(prompt_tokens=7, completion_tokens=3), choices=[]
@@ -38,6 +39,7 @@ class TestUsage:
         assert usage_of(sdk) == Usage(7, 3, False, "gpt-4o-2024-08-06")
 
     def test_anthropic_shape(self) -> None:
+        """Anthropic's message shape: its usage and its text are read."""
         message = {
             "model": "claude-sonnet-4-5",
             "content": [{"type": "text", "text": "hello"}],
@@ -47,6 +49,7 @@ class TestUsage:
         assert text_of(message) == "hello"
 
     def test_stream_chunks_report_usage_in_the_last_chunk(self) -> None:
+        """Stream chunks report usage in the last chunk."""
         chunks = [
             {"choices": [{"delta": {"content": "Hel"}}]},
             {"choices": [{"delta": {"content": "lo"}}]},
@@ -57,15 +60,18 @@ class TestUsage:
 
     def test_estimated_when_not_reported(self) -> None:
         # The heuristic: one token per four non-CJK characters (rounded up), one per CJK character.
+        """Estimated when not reported."""
         assert usage_of("x" * 41, "y" * 8, "m") == Usage(2, 11, True, "m")
         assert count_tokens("如何定义函数") == 6
         assert count_tokens("") == 0
 
     def test_bad_usage_fields_fall_back_to_estimates(self) -> None:
+        """Bad usage fields fall back to estimates."""
         weird = {"usage": {"prompt_tokens": -1, "completion_tokens": "many"}, "choices": []}
         assert usage_of(weird, "abcd").estimated
 
     def test_sse(self) -> None:
+        """Usage of a recorded stream without reported usage is estimated from its text."""
         events = [
             b'data: {"choices":[{"delta":{"content":"abcd"}}]}\n\n',
             b"data: not json\n\n",
@@ -92,6 +98,7 @@ class TestUsage:
     def test_no_thread_and_no_download_without_the_cached_file(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
+        """No thread and no download without the cached file."""
         pytest.importorskip("tiktoken")
         import threading
 
@@ -105,42 +112,51 @@ class TestUsage:
 
     @given(st.text())
     def test_heuristic_is_monotone_in_length(self, text: str) -> None:
+        """Heuristic is monotone in length."""
         assert count_tokens(text) <= count_tokens(text + "word")
         assert (count_tokens(text) == 0) == (text == "")
 
 
 class TestPricing:
     def test_shipped_examples(self) -> None:
+        """Prices that ship for common models are what their providers list."""
         assert pricing.price_of("deepseek-v3.2") == pricing.Price(0.28, 0.42)
         assert pricing.price_of("gemini-2.5-flash") == pricing.Price(0.30, 2.50)
         assert pricing.price_of("claude-sonnet-4-5-20250929") == pricing.Price(3.0, 15.0)
 
     def test_longest_prefix_and_provider_prefix(self) -> None:
+        """Longest prefix and provider prefix."""
         assert pricing.price_of("openai/gpt-4o-mini-2024-07-18") == pricing.price_of("gpt-4o-mini")
         assert pricing.price_of("gpt-4o-2024-08-06") == pricing.Price(2.5, 10.0)
 
     def test_unknown_model_has_no_price(self) -> None:
+        """Unknown model has no price."""
         assert pricing.price_of("my-local-llama") is None
         assert pricing.cost_of(Usage(100, 100, False, "my-local-llama")) is None
         assert pricing.price_of(None) is None
 
     def test_register(self) -> None:
+        """A registered price applies to the model name and its dated versions."""
         pricing.register("house-model", input=1.0, output=2.0)
         assert pricing.cost_of(Usage(1_000_000, 500_000, False, "house-model-v2")) == pytest.approx(2.0)
         assert "house-model" in pricing.registered()
 
     @pytest.mark.parametrize("bad", [-1, float("nan"), float("inf"), True, "3"])
     def test_register_rejects_bad_prices(self, bad: Any) -> None:
+        """Register rejects bad prices."""
         with pytest.raises(ConfigError, match="input"):
             pricing.register("x", input=bad, output=1.0)
 
     def test_register_rejects_empty_names(self) -> None:
+        """Register rejects empty names."""
         with pytest.raises(ConfigError, match="model"):
             pricing.register(" ", input=1.0, output=1.0)
 
 
 class TestSavingsInStats:
     def test_known_model(self, memory: MemoryBackend) -> None:
+        """Hits on a priced model count tokens and money saved, in stats and events."""
+
         @memollm.cached_llm
         def ask(prompt: str) -> dict[str, Any]:
             return openai_response("claude-sonnet-4-5", 1000, 2000)
@@ -162,6 +178,8 @@ class TestSavingsInStats:
         assert memollm.stats_by_function()[ask.cache.name].tokens_saved == 9000
 
     def test_unknown_model_counts_tokens_not_money(self, memory: MemoryBackend) -> None:
+        """Unknown model counts tokens not money."""
+
         @memollm.cached_llm
         def ask(prompt: str, model: str) -> str:
             return "abcdefgh"
@@ -175,6 +193,7 @@ class TestSavingsInStats:
         assert (stats.unpriced_hits, stats.unpriced_models) == (2, frozenset({"my-local-llama"}))
 
     def test_hits_from_a_lower_tier_and_after_a_restart(self, tmp_path: Path) -> None:
+        """Hits from a lower tier and after a restart."""
         path = tmp_path / "cache.db"
 
         def make() -> Any:
@@ -199,6 +218,8 @@ class TestSavingsInStats:
 
     def test_memo_hits_are_folded_when_the_entry_is_replaced(self, memory: MemoryBackend) -> None:
         # Immutable values are memoised beside the memory entry and counted without a lock.
+        """Memo hits are folded when the entry is replaced."""
+
         @memollm.cached_llm
         def short(prompt: str) -> str:
             return "abcd"
@@ -219,6 +240,8 @@ class TestSavingsInStats:
     def test_a_broken_usage_function_never_breaks_the_call(
         self, memory: MemoryBackend, warnings_log: pytest.LogCaptureFixture
     ) -> None:
+        """A broken usage function never breaks the call."""
+
         def usage(result: Any, prompt: str, model: str | None) -> Usage:
             raise ValueError("no idea")
 
@@ -231,6 +254,7 @@ class TestSavingsInStats:
         assert "no idea" in warnings_log.text
 
     def test_combine_adds_savings(self) -> None:
+        """Combining stats adds their tokens and money saved and joins the unpriced models."""
         a = memollm.CacheStats(input_tokens_saved=1, cost_saved=0.5, unpriced_models=frozenset({"x"}))
         b = memollm.CacheStats(output_tokens_saved=2, cost_saved=0.25, unpriced_models=frozenset({"y"}))
         total = memollm.CacheStats.combine([a, b])

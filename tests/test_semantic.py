@@ -268,6 +268,7 @@ class TestEmbedder:
         assert not isinstance(failed.value, EmbedderLoading)
 
     def test_no_download_when_told_not_to(self) -> None:
+        """No download when told not to."""
         from memollm.semantic.embedder import EmbedderLoading, EmbedderUnavailable
 
         with pytest.raises(EmbedderUnavailable) as failed:

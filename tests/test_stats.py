@@ -59,6 +59,7 @@ def test_reset_keeps_counters_that_are_held() -> None:
 def test_repeated_warnings_are_rate_limited_and_say_how_many_were_dropped(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """Repeated warnings are rate limited and say how many were dropped."""
     import logging
 
     from memollm import _log

@@ -15,6 +15,7 @@ from memollm.testing import FakeLLM
 
 
 def test_a_stored_answer_is_served_without_a_call(memory: MemoryBackend) -> None:
+    """A stored answer is served without a call."""
     llm = FakeLLM()
     ask = memollm.cached_llm(llm.complete)
     assert ask.cache.store("preloaded", "What are your opening hours?")
@@ -25,6 +26,8 @@ def test_a_stored_answer_is_served_without_a_call(memory: MemoryBackend) -> None
 
 
 def test_stored_prompts_are_indexed_for_semantic_hits(memory: MemoryBackend) -> None:
+    """Stored prompts are indexed for semantic hits."""
+
     def embed(texts: list[str]) -> Any:
         vocab = ["opening", "hours", "open", "refund"]
         return np.array([[t.lower().count(w) for w in vocab] for t in texts], dtype=np.float32) + 1e-3
@@ -43,6 +46,8 @@ def test_stored_prompts_are_indexed_for_semantic_hits(memory: MemoryBackend) -> 
 
 
 def test_what_is_not_stored(memory: MemoryBackend) -> None:
+    """What is not stored."""
+
     @memollm.cached_llm(cache_if=lambda result: result != "")
     def ask(question: object) -> str:
         return "x"
@@ -66,6 +71,7 @@ def test_what_is_not_stored(memory: MemoryBackend) -> None:
 
 
 def test_store_many_preloads_in_batches(memory: MemoryBackend) -> None:
+    """Store many preloads in batches."""
     batches: list[int] = []
 
     def embed(texts: list[str]) -> Any:
@@ -97,6 +103,7 @@ def test_store_many_preloads_in_batches(memory: MemoryBackend) -> None:
 
 
 def test_store_many_into_a_partition_that_already_has_an_approximate_index() -> None:
+    """Store many into a partition that already has an approximate index."""
     import importlib.util
 
     if importlib.util.find_spec("usearch") is None:
@@ -185,6 +192,7 @@ def test_a_large_preload_is_logged_whole(where: str, tmp_path: Any, request: pyt
 
 
 def test_the_same_prompt_again_is_not_reindexed() -> None:
+    """The same prompt again is not reindexed."""
     from memollm.semantic.index import SemanticIndex
 
     index = SemanticIndex(max_entries=100)

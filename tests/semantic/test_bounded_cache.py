@@ -180,6 +180,7 @@ def test_vetoes_still_apply(embedder: Any) -> None:
     ],
 )
 def test_bad_settings_name_what_is_wrong(settings: dict[str, Any], message: str) -> None:
+    """Bad settings name what is wrong."""
     with pytest.raises(ConfigError, match=message):
         Semantic(**settings)
 
@@ -278,6 +279,7 @@ def test_the_proxy_flag(upstream: Upstream, model_path: str, tmp_path: Path) -> 
 
 
 def test_serve_rejects_a_bad_bound(tmp_path: Path) -> None:
+    """Serve rejects a bad bound."""
     pytest.importorskip("uvicorn")
     result = CliRunner().invoke(
         main, ["serve", "--sqlite", str(tmp_path / "p.db"), "--upstream", "http://127.0.0.1:9",

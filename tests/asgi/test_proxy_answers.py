@@ -20,8 +20,8 @@ import pytest
 import memollm
 from memollm import Policy
 
-from .servers import Served, ServeProcess
-from .upstream import Reply, Upstream, chunk, sse
+from ..servers import Served, ServeProcess
+from ..upstream import Reply, Upstream, chunk, sse
 
 pytest.importorskip("uvicorn", reason="the server extra is not installed")
 

@@ -17,7 +17,7 @@ from memollm.backends import MemoryBackend
 from memollm.backends.sqlite import SQLiteBackend
 from memollm.cli import main
 
-from .servers import free_port
+from ..servers import free_port
 
 
 def run(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> Result:
@@ -50,6 +50,7 @@ def fill(path: Path) -> Any:
 
 class TestDemo:
     def test_exact_only(self) -> None:
+        """The demo without the semantic tier: only exact repeats hit, and nothing wrong is served."""
         result = run("demo", "--requests", "120", "--latency", "0", "--no-semantic")
         assert result.exit_code == 0, result.output
         calls = int(row(result.output, "model calls made").split()[0])
@@ -59,6 +60,7 @@ class TestDemo:
         assert row(result.output, "money saved (gpt-4o-mini)").startswith("$")
 
     def test_semantic_with_the_local_model(self, model_path: str) -> None:
+        """Semantic with the local model."""
         result = run(
             "demo", "--requests", "200", "--latency", "0", env={"MEMOLLM_EMBED_MODEL_PATH": model_path}
         )
@@ -67,6 +69,7 @@ class TestDemo:
         assert row(result.output, "wrong answers served") == "0"
 
     def test_without_the_model_says_so_and_runs_exact(self, tmp_path: Path) -> None:
+        """Without the model says so and runs exact."""
         pytest.importorskip("fastembed")
         env = {"MEMOLLM_EMBED_MODEL_PATH": str(tmp_path / "no-model")}
         result = run("demo", "--requests", "30", "--latency", "0", env=env)
@@ -75,6 +78,7 @@ class TestDemo:
         assert row(result.output, "hits from semantic") == "0"
 
     def test_a_second_run_starts_warm_from_sqlite(self, tmp_path: Path) -> None:
+        """A second run starts warm from sqlite."""
         path = tmp_path / "demo.db"
         first = run("demo", "--requests", "80", "--latency", "0", "--no-semantic", "--sqlite", str(path))
         assert first.exit_code == 0, first.output
@@ -86,6 +90,7 @@ class TestDemo:
 
 class TestStats:
     def test_sqlite(self, tmp_path: Path) -> None:
+        """``memollm stats`` reads a SQLite cache: entries per function and the tokens a hit would save."""
         path = tmp_path / "c.db"
         fill(path)
         result = run("stats", "--sqlite", str(path))
@@ -95,6 +100,7 @@ class TestStats:
         assert "2 entries; one hit on each would save 300 tokens" in result.output
 
     def test_redis_and_the_environment_variable(self, redis_url: str) -> None:
+        """Redis and the environment variable."""
         from memollm.backends.redis import RedisBackend
 
         memollm.register_tier("redis", RedisBackend(redis_url))
@@ -119,12 +125,14 @@ class TestStats:
         ],
     )
     def test_errors(self, args: list[str], message: str) -> None:
+        """Bad ``memollm stats`` arguments fail with one line, and never echo a secret."""
         result = run("stats", *args)
         assert result.exit_code == 1
         assert message in result.output
         assert "secret" not in result.output
 
     def test_a_file_that_is_not_a_cache(self, tmp_path: Path) -> None:
+        """A file that is not a cache."""
         path = tmp_path / "notes.db"
         path.write_text("not a database, just text " * 100)
         result = run("stats", "--sqlite", str(path))
@@ -134,6 +142,7 @@ class TestStats:
 
 class TestClear:
     def test_asks_first(self, tmp_path: Path) -> None:
+        """``memollm clear`` asks before removing; no keeps every entry, yes removes them."""
         path = tmp_path / "c.db"
         answer = fill(path)
         result = run("clear", "--sqlite", str(path), stdin="n\n")
@@ -145,6 +154,7 @@ class TestClear:
         assert answer.cache.key_for("refunds")  # still usable after
 
     def test_namespace_only(self, tmp_path: Path) -> None:
+        """``memollm clear --namespace`` removes that namespace's entries and leaves others."""
         path = tmp_path / "c.db"
         fill(path)
         other = SQLiteBackend(path)
@@ -156,6 +166,7 @@ class TestClear:
 
 class TestInspect:
     def test_shows_the_entry(self, tmp_path: Path) -> None:
+        """``memollm inspect`` shows an entry's function, tokens, model and answer."""
         path = tmp_path / "c.db"
         answer = fill(path)
         key = answer.cache.key_for("refunds")
@@ -167,6 +178,7 @@ class TestInspect:
         assert "expires   " in result.output and "(in " in result.output
 
     def test_objects_are_shown_not_restored(self, tmp_path: Path) -> None:
+        """Objects are shown not restored."""
         from dataclasses import dataclass
 
         @dataclass
@@ -186,6 +198,7 @@ class TestInspect:
         assert '"__type__"' in result.output and "Answer" in result.output
 
     def test_missing_and_unreadable_keys(self, tmp_path: Path) -> None:
+        """Missing and unreadable keys."""
         path = tmp_path / "c.db"
         fill(path)
         SQLiteBackend(path).set("support:x:garbage", b"\xc1\xc1", None)

@@ -13,8 +13,8 @@ from memollm import Policy
 from memollm.asgi.proxy import build_app
 from memollm.backends.redis import RedisBackend
 
-from .servers import RedisServer, Served, free_port
-from .upstream import Upstream, error
+from ..servers import RedisServer, Served, free_port
+from ..upstream import Upstream, error
 
 pytest.importorskip("uvicorn", reason="the server extra is not installed")
 

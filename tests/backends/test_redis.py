@@ -17,8 +17,8 @@ from memollm.backends.guard import OPEN, CircuitBreaker
 from memollm.backends.redis import RedisBackend
 from memollm.testing import FakeLLM
 
-from .helpers import eventually
-from .servers import RedisServer, free_port
+from ..helpers import eventually
+from ..servers import RedisServer, free_port
 
 
 def test_redis_down_at_start_up(warnings_log: pytest.LogCaptureFixture) -> None:

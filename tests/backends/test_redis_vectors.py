@@ -21,8 +21,8 @@ from memollm.backends.redis import RedisBackend
 from memollm.backends.redis_vectors import RedisVectorIndex, supports_vector_search
 from memollm.testing import FakeLLM
 
-from .servers import RedisServer
-from .test_semantic import LOOKALIKES, PARAPHRASES
+from ..servers import RedisServer
+from ..test_semantic import LOOKALIKES, PARAPHRASES
 
 
 def semantic_fn(llm: FakeLLM, embedder: Any, url: str, **settings: Any) -> Any:
@@ -38,11 +38,13 @@ def vector_keys(url: str) -> list[bytes]:
 
 
 def test_detection(stack_url: str, redis_url: str) -> None:
+    """Vector search is found on a server with RediSearch, and not on a plain Redis."""
     assert supports_vector_search(RedisBackend(stack_url))
     assert not supports_vector_search(RedisBackend(redis_url))
 
 
 def test_paraphrases_are_found_in_the_server(stack_url: str, embedder: Any) -> None:
+    """Paraphrases are found in the server."""
     llm = FakeLLM()
     ask = semantic_fn(llm, embedder, stack_url)
     for first, second in PARAPHRASES:
@@ -55,6 +57,7 @@ def test_paraphrases_are_found_in_the_server(stack_url: str, embedder: Any) -> N
 
 
 def test_plain_redis_keeps_the_process_index(redis_url: str, embedder: Any) -> None:
+    """Plain redis keeps the process index."""
     llm = FakeLLM()
     ask = semantic_fn(llm, embedder, redis_url)
     first, second = PARAPHRASES[0]
@@ -65,6 +68,7 @@ def test_plain_redis_keeps_the_process_index(redis_url: str, embedder: Any) -> N
 
 
 def test_the_setting_forces_either(stack_url: str, redis_url: str, embedder: Any, caplog: Any) -> None:
+    """The setting forces either."""
     llm = FakeLLM()
     process = semantic_fn(llm, embedder, stack_url, semantic_index="process")
     process(PARAPHRASES[0][0])
@@ -102,6 +106,7 @@ def test_a_cluster_tier_shares_the_process_index_through_its_log(cluster_url: st
 
 
 def test_tenants_and_partitions_never_cross(stack_url: str, embedder: Any) -> None:
+    """Tenants and partitions never cross."""
     llm = FakeLLM()
     ask = semantic_fn(llm, embedder, stack_url)
     first, second = PARAPHRASES[0]
@@ -114,6 +119,7 @@ def test_tenants_and_partitions_never_cross(stack_url: str, embedder: Any) -> No
 
 
 def test_the_verifier_still_decides(stack_url: str, embedder: Any) -> None:
+    """The verifier still decides."""
     llm = FakeLLM()
     ask = semantic_fn(llm, embedder, stack_url)
     for a, b in LOOKALIKES:
@@ -141,6 +147,7 @@ def test_a_candidate_must_be_a_live_entry(stack_url: str, embedder: Any) -> None
 
 
 def test_a_vanished_server_fails_open(embedder: Any, fresh_stack: RedisServer) -> None:
+    """A vanished server fails open."""
     server = fresh_stack
     llm = FakeLLM()
     ask = semantic_fn(llm, embedder, server.url)
@@ -201,6 +208,7 @@ print(json.dumps({"calls": llm.calls, "hits": dict(ask.cache.stats().hits), "ans
 
 
 def test_a_new_process_serves_from_its_first_lookup(stack_url: str, model_path: str, tmp_path: Path) -> None:
+    """A new process serves from its first lookup."""
     script = tmp_path / "app.py"
     script.write_text(NEW_PROCESS)
     env = {**os.environ, "MEMOLLM_REDIS_URL": stack_url, "MEMOLLM_EMBED_MODEL_PATH": model_path}
@@ -248,7 +256,7 @@ def test_a_vanished_index_heals_without_costing_exact_writes(
     stack_url: str, embedder: Any, how: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Index dropped or server flushed: one warning, exact writes all land, semantic hits come back."""
-    from .helpers import in_threads
+    from ..helpers import in_threads
 
     llm = FakeLLM()
     ask = semantic_fn(llm, embedder, stack_url)
@@ -276,7 +284,7 @@ def test_a_vanished_index_heals_without_costing_exact_writes(
 
 def test_a_restart_without_persistence_heals(embedder: Any, fresh_stack: RedisServer) -> None:
     """A Redis Stack restarted empty: once it answers again, the index is made again and serves hits."""
-    from .helpers import eventually
+    from ..helpers import eventually
 
     server = fresh_stack
     llm = FakeLLM()

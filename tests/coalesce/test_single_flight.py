@@ -20,9 +20,9 @@ import memollm
 from memollm import LLMCache, RetryPolicy, cached_llm
 from memollm.testing import FakeClock
 
-from .faces import Face
-from .helpers import eventually
-from .upstream import Upstream, error
+from ..faces import Face
+from ..helpers import eventually
+from ..upstream import Upstream, error
 
 
 def post(upstream: Upstream, prompt: str) -> dict[str, Any]:

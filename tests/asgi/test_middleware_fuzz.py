@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from memollm.asgi import CacheMiddleware
 
-from .servers import Served
-from .upstream import Upstream
+from ..servers import Served
+from ..upstream import Upstream
 
 PATHS = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses", "/other"]
 JSONISH = st.recursive(

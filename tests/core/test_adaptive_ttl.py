@@ -18,6 +18,7 @@ def cached(llm: FakeLLM, clock: FakeClock, ttl: AdaptiveTTL, **settings: Any) ->
 
 
 def test_cold_entries_keep_the_base_ttl(memory: MemoryBackend, clock: FakeClock) -> None:
+    """Cold entries keep the base ttl."""
     llm = FakeLLM()
     ask = cached(llm, clock, AdaptiveTTL(base=10, hot=100, hot_after=3))
     ask("q")
@@ -29,6 +30,7 @@ def test_cold_entries_keep_the_base_ttl(memory: MemoryBackend, clock: FakeClock)
 
 
 def test_hot_entries_live_longer_up_to_the_cap(memory: MemoryBackend, clock: FakeClock) -> None:
+    """Hot entries live longer up to the cap."""
     llm = FakeLLM()
     ask = cached(llm, clock, AdaptiveTTL(base=10, hot=100, hot_after=2))
     ask("q")  # created at t=0
@@ -48,6 +50,7 @@ def test_hot_entries_live_longer_up_to_the_cap(memory: MemoryBackend, clock: Fak
 
 
 def test_sliding_within_max_ttl(memory: MemoryBackend, clock: FakeClock) -> None:
+    """Sliding within max ttl."""
     llm = FakeLLM()
     ask = cached(llm, clock, AdaptiveTTL(base=10, hot=100, hot_after=1, max_ttl=150))
     ask("q")
@@ -64,6 +67,7 @@ def test_sliding_within_max_ttl(memory: MemoryBackend, clock: FakeClock) -> None
 
 
 def test_extension_reaches_every_tier(clock: FakeClock) -> None:
+    """Extension reaches every tier."""
     upper, lower = MemoryBackend(clock=clock), MemoryBackend(clock=clock)
     llm = FakeLLM()
     ask = cached(llm, clock, AdaptiveTTL(base=10, hot=100, hot_after=1), tiers=[upper, lower])
@@ -77,6 +81,7 @@ def test_extension_reaches_every_tier(clock: FakeClock) -> None:
 
 
 async def test_async_functions(memory: MemoryBackend, clock: FakeClock) -> None:
+    """Async functions get the adaptive TTL too."""
     calls = 0
 
     async def answer(prompt: str) -> str:
@@ -105,11 +110,13 @@ async def test_async_functions(memory: MemoryBackend, clock: FakeClock) -> None:
     ],
 )
 def test_bad_settings(options: dict[str, Any], message: str) -> None:
+    """An AdaptiveTTL with impossible settings is refused, naming the setting."""
     with pytest.raises(ConfigError, match=message):
         AdaptiveTTL(**options)
 
 
 def test_from_a_config_table_and_policy() -> None:
+    """From a config table and policy."""
     policy = Policy(ttl={"base": 60, "hot": 3600, "hot_after": 5})  # type: ignore[arg-type]
     assert policy.adaptive == AdaptiveTTL(base=60, hot=3600, hot_after=5, max_ttl=3600)
     assert policy.ttl_seconds == 60

@@ -14,8 +14,8 @@ from memollm.backends import Backend, MemoryBackend, from_url
 from memollm.backends.redis import RedisBackend
 from memollm.backends.sqlite import SQLiteBackend
 
-from .helpers import eventually
-from .servers import RedisServer
+from ..helpers import eventually
+from ..servers import RedisServer
 
 
 @pytest.fixture(params=["memory", "sqlite", "redis", "redis-unix", "cluster"])

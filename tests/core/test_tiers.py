@@ -15,7 +15,7 @@ from memollm.backends.redis import RedisBackend
 from memollm.backends.sqlite import SQLiteBackend
 from memollm.testing import FakeClock, FakeLLM
 
-from .faces import Face
+from ..faces import Face
 
 
 class Reply(pydantic.BaseModel):

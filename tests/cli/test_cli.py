@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from memollm.cli import main
 
-from .upstream import Upstream
+from ..upstream import Upstream
 
 PAIRS = [
     ("How do I create a list in Python?", "What's the way to make a Python list?", 1),
@@ -109,7 +109,7 @@ def test_serve_runs_as_a_real_process(tmp_path: Path, upstream: Upstream) -> Non
     pytest.importorskip("uvicorn")
     import httpx
 
-    from .servers import ServeProcess
+    from ..servers import ServeProcess
 
     serve = ServeProcess(upstream.url, "--sqlite", str(tmp_path / "proxy.db"))
     with serve:

@@ -17,7 +17,7 @@ from memollm.resilience.classify import Failure, classify, retry_after
 from memollm.resilience.keypool import fingerprint
 from memollm.testing import FakeClock
 
-from .upstream import Reply, Upstream, error
+from ..upstream import Reply, Upstream, error
 
 
 class Waits:

@@ -8,7 +8,7 @@ import pytest
 from memollm.backends import Backend, MemoryBackend
 from memollm.testing import FakeClock
 
-from .helpers import in_threads
+from ..helpers import in_threads
 
 
 def test_is_a_backend() -> None:

@@ -12,9 +12,9 @@ import pytest
 from memollm import KeyPool
 from memollm.asgi.proxy import build_app
 
-from .servers import Served, ServeProcess
+from ..servers import Served, ServeProcess
+from ..upstream import Upstream, error
 from .test_proxy import MESSAGES
-from .upstream import Upstream, error
 
 PATH = "/v1/chat/completions"
 BODY = json.dumps({"model": "m", "messages": MESSAGES}).encode()

@@ -19,7 +19,7 @@ from memollm.backends import from_url
 from memollm.backends.sqlite import SQLiteBackend
 from memollm.testing import FakeClock
 
-from .helpers import in_threads
+from ..helpers import in_threads
 
 
 def totals_match(b: SQLiteBackend) -> bool:
