@@ -36,6 +36,7 @@ class Price:
 _lock = threading.Lock()
 _table: dict[str, Price] | None = None
 _memo: dict[str, Price | None] = {}
+generation = 0  # moves on whenever a price changes: what was computed from the old ones is stale
 
 
 def _load() -> dict[str, Price]:
@@ -62,6 +63,8 @@ def register(model: str, *, input: float, output: float) -> None:
     with _lock:
         _load()[model.strip().lower()] = Price(float(input), float(output))
         _memo.clear()
+        global generation  # noqa: PLW0603 - the table is process-wide
+        generation += 1
 
 
 def registered() -> dict[str, Price]:

@@ -165,6 +165,9 @@ _SAVINGS = (
 )  # fmt: skip
 
 
+_BY_WORTH_LIMIT = 256
+
+
 class StatsRecorder:
     """Counters behind :class:`CacheStats`.
 
@@ -172,7 +175,17 @@ class StatsRecorder:
     GIL, so the hit path counts without taking a lock.
     """
 
-    __slots__ = ("_base", "_counts", "_followed", "_hits", "_live", "_lock", "_saved", "_unpriced")
+    __slots__ = (
+        "_base",
+        "_by_worth",
+        "_counts",
+        "_followed",
+        "_hits",
+        "_live",
+        "_lock",
+        "_saved",
+        "_unpriced",
+    )
 
     def __init__(self) -> None:
         # Re-entrant: a Tally's weakref callback folds it in whichever thread drops it last.
@@ -180,6 +193,8 @@ class StatsRecorder:
         self._saved: dict[str, Any] = dict.fromkeys(_SAVINGS, 0)
         self._unpriced: set[str] = set()
         self._live: dict[weakref.ref[Tally], tuple[itertools.count[int], Worth | None, list[int]]] = {}
+        # Tallies of hits on entries without a memo (read from a shared tier), by their worth.
+        self._by_worth: dict[int, Tally] = {}
         self._hits: dict[str, itertools.count[int]] = {}
         self._counts = {name: itertools.count() for name in _COUNTERS}
         # Followers that got a leader's answer after their own lookup had counted a miss.
@@ -226,6 +241,20 @@ class StatsRecorder:
             elif worth.input_tokens or worth.output_tokens:
                 saved["unpriced_hits"] += hits
                 self._unpriced.add(worth.model or "unknown model")
+
+    def saved_once(self, worth: Worth) -> None:
+        """Add what one hit on an entry of this ``worth`` saved, without taking the lock.
+
+        Hits on equal worths share a tally (Worth.from_meta returns one object per worth);
+        the tally keeps its worth alive, so its id is never reused while it is here.
+        """
+        tally = self._by_worth.get(id(worth))
+        if tally is None or tally.worth is not worth:
+            tally = self.tally(worth)
+            if len(self._by_worth) >= _BY_WORTH_LIMIT:
+                self._by_worth = {}  # the tallies dropped are folded in as they go
+            self._by_worth[id(worth)] = tally
+        next(tally.count)
 
     def tally(self, worth: Worth | None) -> Tally:
         """A lock-free hit counter for one memoised entry: ``next(tally.count)`` per hit."""

@@ -6,10 +6,13 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from . import pricing
 from .pricing import cost_of
 from .usage import Usage
 
 __all__ = ["Worth", "money"]
+
+_KNOWN_LIMIT = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +45,18 @@ class Worth:
         ):
             return None
         model = model if isinstance(model, str) else None
-        usage = Usage(max(tin, 0), max(tout, 0), bool(est), model)
-        cost = cost_of(usage)
-        return cls(usage.input_tokens, usage.output_tokens, usage.estimated, model, float(latency), cost)
+        # Validated above, so equal probes mean equal worths; a hit on an entry read from a
+        # shared tier (no memo beside it) then skips pricing and building the Worth again.
+        probe = (tin, tout, bool(est), model, latency, pricing.generation)
+        found = _known.get(probe)
+        if found is None:
+            usage = Usage(max(tin, 0), max(tout, 0), bool(est), model)
+            cost = cost_of(usage)
+            found = cls(usage.input_tokens, usage.output_tokens, usage.estimated, model, float(latency), cost)
+            if len(_known) >= _KNOWN_LIMIT:
+                _known.clear()
+            _known[probe] = found
+        return found
 
     def meta(self) -> list[Any]:
         """The form kept in an envelope's metadata."""
@@ -59,3 +71,6 @@ def money(dollars: float) -> str:
         return f"${dollars:,.2f}"
     places = 1 - math.floor(math.log10(abs(dollars)))
     return f"${dollars:.{places}f}" if places <= 10 else f"${dollars:.1e}"
+
+
+_known: dict[tuple[Any, ...], Worth] = {}  # validated metadata (and the prices' generation) -> its worth

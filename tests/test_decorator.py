@@ -106,6 +106,24 @@ class TestKinds:
         assert llm.calls == 2
         assert a.ask.cache is Bot.ask.cache
 
+    def test_a_dropped_cached_function_is_collected(self) -> None:
+        """A cached function nobody holds any more is freed with its cache, as a plain function is."""
+        import weakref
+
+        import wrapt
+
+        @cached_llm
+        def ask(prompt: str) -> str:
+            return prompt
+
+        assert isinstance(ask, wrapt.FunctionWrapper)
+        assert ask("x") == "x"
+        gone = weakref.ref(ask)
+        state = weakref.ref(ask.cache)
+        del ask
+        gc.collect()
+        assert gone() is None and state() is None
+
     def test_method_with_plain_instance_is_cached(self, llm: FakeLLM) -> None:
         """A method of an ordinary class is cached, keyed by the instance's public state."""
 

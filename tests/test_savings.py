@@ -216,6 +216,41 @@ class TestSavingsInStats:
         assert stats.tokens_saved == 400
         assert stats.cost_saved == pytest.approx(2 * (100 * 2.5 + 100 * 10) / 1e6)
 
+    def test_shared_tier_hits_follow_a_price_change_at_once(self, tmp_path: Path) -> None:
+        """Hits read from a shared tier are priced at today's prices: a price registered counts at once."""
+        memollm.register_tier("sqlite", SQLiteBackend(tmp_path / "c.db"))
+
+        @memollm.cached_llm(tiers=("sqlite",))
+        def ask(prompt: str) -> dict[str, Any]:
+            return openai_response("house-llm-7b-v3", 1_000_000, 0)
+
+        ask("q")
+        ask("q")
+        assert ask.cache.stats().cost_saved == 0
+        assert ask.cache.stats().unpriced_hits == 1
+        pricing.register("house-llm-7b-v3", input=2.0, output=0.0)
+        ask("q")
+        assert ask.cache.stats().cost_saved == pytest.approx(2.0)
+        assert ask.cache.stats().unpriced_hits == 1
+
+    def test_hits_on_hundreds_of_shared_entries_are_all_counted(self, tmp_path: Path) -> None:
+        """Savings of hits on more distinct entries than are tallied at once all reach the stats."""
+        memollm.register_tier("sqlite", SQLiteBackend(tmp_path / "c.db"))
+
+        @memollm.cached_llm(tiers=("sqlite",))
+        def ask(n: int) -> dict[str, Any]:
+            return openai_response("gpt-4o", n, 1)
+
+        for _ in range(2):
+            for n in range(1, 601):
+                ask(n)
+        stats = ask.cache.stats()
+        assert stats.hits == {"sqlite": 600}
+        assert stats.input_tokens_saved == sum(range(1, 601))
+        assert stats.output_tokens_saved == 600
+        gc.collect()
+        assert ask.cache.stats().tokens_saved == stats.tokens_saved  # folding never counts twice
+
     def test_memo_hits_are_folded_when_the_entry_is_replaced(self, memory: MemoryBackend) -> None:
         # Immutable values are memoised beside the memory entry and counted without a lock.
         """Memo hits are folded when the entry is replaced."""

@@ -137,7 +137,16 @@ class Guarded:
 
     async def aget(self, key: str) -> bytes | None:
         """Guarded :meth:`Backend.aget`."""
-        return await self.acall(lambda: self.backend.aget(key))
+        breaker = self.breaker
+        if breaker.state != CLOSED or breaker._consecutive:
+            return await self.acall(lambda: self.backend.aget(key))
+        # The hit path of every shared tier: a healthy breaker has nothing to allow or record
+        # on success, so the read goes straight to the backend.
+        try:
+            return await self.backend.aget(key)
+        except Exception as exc:
+            breaker.failure(self.name, exc)
+            raise
 
     async def aset(self, key: str, value: bytes, ttl: float | None) -> None:
         """Guarded :meth:`Backend.aset`."""
@@ -169,7 +178,16 @@ class Guarded:
 
     def get(self, key: str) -> bytes | None:
         """Guarded :meth:`Backend.get`."""
-        return self.call(lambda: self.backend.get(key))
+        breaker = self.breaker
+        if breaker.state != CLOSED or breaker._consecutive:
+            return self.call(lambda: self.backend.get(key))
+        # The hit path of every shared tier: a healthy breaker has nothing to allow or record
+        # on success, so the read goes straight to the backend.
+        try:
+            return self.backend.get(key)
+        except Exception as exc:
+            breaker.failure(self.name, exc)
+            raise
 
     def set(self, key: str, value: bytes, ttl: float | None) -> None:
         """Guarded :meth:`Backend.set`."""

@@ -90,7 +90,7 @@ def hit(state: State, plan: Plan, index: int, entry: Entry | None, memo: Memo | 
     else:
         worth = Worth.from_meta(entry.meta)  # type: ignore[union-attr]  # an entry or a memo
         if worth is not None:
-            state.stats.saved(worth)
+            state.stats.saved_once(worth)
     note(Outcome.HIT, plan.names[index], created=None if entry is None else entry.created, worth=worth)
     return memo.value if entry is None else entry.value  # type: ignore[union-attr]
 

@@ -118,3 +118,29 @@ def test_guarded_async(clock: FakeClock) -> None:
 
     asyncio.run(scenario())
     assert tier.calls == 1
+
+
+@pytest.mark.parametrize("face", ["sync", "async"])
+def test_only_consecutive_read_failures_open_the_breaker(clock: FakeClock, face: str) -> None:
+    """A good read between failures resets their count; failures in a row open the breaker."""
+    tier = Flaky()
+    g = Guarded(tier, CircuitBreaker(failures=2, backoff=1.0, clock=clock))
+
+    def get() -> bytes | None:
+        return g.get("k") if face == "sync" else asyncio.run(g.aget("k"))
+
+    for _ in range(3):  # fail, recover, fail, recover...: never two in a row
+        tier.down = True
+        with pytest.raises(ConnectionError):
+            get()
+        tier.down = False
+        assert get() is None
+        assert g.breaker.state == CLOSED
+    tier.down = True
+    for _ in range(2):
+        with pytest.raises(ConnectionError):
+            get()
+    assert g.breaker.state == OPEN
+    with pytest.raises(TierUnavailableError):
+        get()
+    assert tier.calls == 8  # 3 x (fail + good) + 2 failures; the open breaker kept the last away
