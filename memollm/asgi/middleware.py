@@ -23,6 +23,7 @@ from .request import (
     NAMESPACE,
     Asked,
     cache_control,
+    known_tenant,
     parse,
     refuse,
     repeated,
@@ -113,8 +114,13 @@ class CacheMiddleware:
         asked = headers.get(b"x-memollm-namespace")
         if asked and NAMESPACE.match(text := asked.decode("latin-1")):
             namespace = text
-        scope_id = tenant_of(headers, self.tenant_header)
-        known = (scope["path"], namespace, control.get("max-age"), scope_id, body)
+        known = (
+            scope["path"],
+            namespace,
+            control.get("max-age"),
+            known_tenant(headers, self.tenant_header),
+            body,
+        )
         # Exactly known bytes were valid JSON when first seen: answer before parsing them again.
         if json_body and (control is _NO_CONTROL or not ("no-cache" in control or "no-store" in control)):
             found = self.known.get(known)
@@ -131,7 +137,7 @@ class CacheMiddleware:
             await self.app(scope, replay, send)
             return
         live: dict[str, Any] = {}
-        asked = Asked(namespace, control, scope_id, known, live)
+        asked = Asked(namespace, control, tenant_of(headers, self.tenant_header), known, live)
         try:
             await self._through_cache(scope, replay, tracked(send, live), request, asked)
         except Exception as exc:
