@@ -12,6 +12,7 @@ from typing import Any
 __all__ = ["Known", "KnownRequests", "age", "header_lines"]
 
 _AGES = tuple(str(n).encode() for n in range(3600))
+_MAX_AGE = len(_AGES)
 
 
 class Known:
@@ -36,7 +37,11 @@ class Known:
             _, text, body = value
             lines = [*header_lines(text), (b"content-length", str(len(body)).encode()), (b"x-cache", b"HIT")]
             head = self.head = (value, lines)
-        return value[0], head[1] if created is None else [*head[1], (b"age", age(created))], value[2]
+        if created is None:
+            return value[0], head[1], value[2]
+        seconds = int(time.time() - created)  # age(), inline: this is every fast hit
+        aged = _AGES[seconds] if 0 <= seconds < _MAX_AGE else str(max(0, seconds)).encode()
+        return value[0], [*head[1], (b"age", aged)], value[2]
 
 
 class KnownRequests:
