@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from .worth import Worth, money
+from .worth import MEMO_MODEL_CHARS, Worth, money
 
 __all__ = ["CacheStats", "StatsRecorder", "Tally", "Worth", "money", "stats", "stats_by_function", "track"]
 
@@ -57,7 +57,7 @@ class CacheStats:
     add up those calls' tokens (``estimated_tokens_saved`` of them were estimated from
     text, not reported); ``cost_saved`` their price in US dollars; ``latency_saved`` their
     duration in seconds. Hits on entries whose model has no price count in
-    ``unpriced_hits`` (and name the model in ``unpriced_models``), not in ``cost_saved``.
+    ``unpriced_hits`` (and name the model in ``unpriced_models``, up to 64 names), not in ``cost_saved``.
     """
 
     hits: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
@@ -166,6 +166,7 @@ _SAVINGS = (
 
 
 _BY_WORTH_LIMIT = 256
+_UNPRICED_LIMIT = 64  # model names listed in unpriced_models
 
 
 class StatsRecorder:
@@ -240,7 +241,8 @@ class StatsRecorder:
                 saved["cost_saved"] += hits * worth.cost
             elif worth.input_tokens or worth.output_tokens:
                 saved["unpriced_hits"] += hits
-                self._unpriced.add(worth.model or "unknown model")
+                if len(self._unpriced) < _UNPRICED_LIMIT:  # names come from stored bytes: bounded
+                    self._unpriced.add((worth.model or "unknown model")[:MEMO_MODEL_CHARS])
 
     def saved_once(self, worth: Worth) -> None:
         """Add what one hit on an entry of this ``worth`` saved, without taking the lock.
@@ -248,6 +250,9 @@ class StatsRecorder:
         Hits on equal worths share a tally (Worth.from_meta returns one object per worth);
         the tally keeps its worth alive, so its id is never reused while it is here.
         """
+        if worth.model is not None and len(worth.model) > MEMO_MODEL_CHARS:
+            self.saved(worth)  # a worth of its own per hit: nothing to share, nothing to keep
+            return
         tally = self._by_worth.get(id(worth))
         if tally is None or tally.worth is not worth:
             tally = self.tally(worth)

@@ -10,9 +10,11 @@ from . import pricing
 from .pricing import cost_of
 from .usage import Usage
 
-__all__ = ["Worth", "money"]
+__all__ = ["MEMO_MODEL_CHARS", "Worth", "money"]
 
 _KNOWN_LIMIT = 4096
+# Worths of longer model names (only hostile stored bytes have them) are not kept beyond their hit.
+MEMO_MODEL_CHARS = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,18 +47,24 @@ class Worth:
         ):
             return None
         model = model if isinstance(model, str) else None
+        if model is not None and len(model) > MEMO_MODEL_CHARS:
+            return cls._made(tin, tout, est, model, latency)
         # Validated above, so equal probes mean equal worths; a hit on an entry read from a
         # shared tier (no memo beside it) then skips pricing and building the Worth again.
         probe = (tin, tout, bool(est), model, latency, pricing.generation)
         found = _known.get(probe)
         if found is None:
-            usage = Usage(max(tin, 0), max(tout, 0), bool(est), model)
-            cost = cost_of(usage)
-            found = cls(usage.input_tokens, usage.output_tokens, usage.estimated, model, float(latency), cost)
+            found = cls._made(tin, tout, est, model, latency)
             if len(_known) >= _KNOWN_LIMIT:
                 _known.clear()
             _known[probe] = found
         return found
+
+    @classmethod
+    def _made(cls, tin: int, tout: int, est: object, model: str | None, latency: float) -> Worth:
+        usage = Usage(max(tin, 0), max(tout, 0), bool(est), model)
+        cost = cost_of(usage)
+        return cls(usage.input_tokens, usage.output_tokens, usage.estimated, model, float(latency), cost)
 
     def meta(self) -> list[Any]:
         """The form kept in an envelope's metadata."""

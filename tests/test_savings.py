@@ -251,6 +251,31 @@ class TestSavingsInStats:
         gc.collect()
         assert ask.cache.stats().tokens_saved == stats.tokens_saved  # folding never counts twice
 
+    def test_hits_on_entries_with_huge_model_names_keep_no_memory(self, tmp_path: Path) -> None:
+        """Stored metadata naming a 100 KB model (hostile bytes) is counted, and not kept after its hit."""
+        import tracemalloc
+
+        memollm.register_tier("sqlite", SQLiteBackend(tmp_path / "c.db"))
+
+        @memollm.cached_llm(tiers=("sqlite",))
+        def ask(n: int) -> dict[str, Any]:
+            return openai_response(f"{n}-" + "m" * 100_000, 10, 1)
+
+        for n in range(40):
+            ask(n)
+        gc.collect()
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            for n in range(40):
+                ask(n)
+            gc.collect()
+            kept = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        assert ask.cache.stats().input_tokens_saved == 400
+        assert kept < 1_000_000  # 40 hits x 100 KB of model name would be 4 MB
+
     def test_memo_hits_are_folded_when_the_entry_is_replaced(self, memory: MemoryBackend) -> None:
         # Immutable values are memoised beside the memory entry and counted without a lock.
         """Memo hits are folded when the entry is replaced."""
