@@ -54,26 +54,34 @@ class SpanRecorder:
 
 def attributes(event: CacheEvent) -> dict[str, Any]:
     """A span's attributes for one event (only the values that are known)."""
-    hit = event.outcome in _HITS
-    pairs: tuple[tuple[str, Any], ...] = (
+    pairs: list[tuple[str, Any]] = [
         ("memollm.cache.function", event.function),
         ("memollm.cache.outcome", event.outcome),
         ("memollm.cache.tier", event.tier),
         ("memollm.cache.similarity", event.similarity),
         ("memollm.cache.detail", event.detail),
         ("gen_ai.request.model", event.model),
-        # A hit spent no tokens: what it saved has names of its own; a miss spent them.
-        ("memollm.cache.input_tokens_saved" if hit else "gen_ai.usage.input_tokens", event.input_tokens),
-        ("memollm.cache.output_tokens_saved" if hit else "gen_ai.usage.output_tokens", event.output_tokens),
-        ("memollm.cache.cost_saved_usd", event.cost if hit else None),
-        ("memollm.cache.latency_saved_s", event.call_latency if hit else None),
-        (
-            "memollm.cache.tokens_estimated",
-            True if event.estimated and event.input_tokens is not None else None,
-        ),
-    )
-    if not hit and event.outcome != "miss":  # bypasses and errors: tokens are not the cache's story
-        pairs = pairs[:6]
+    ]
+    # A hit spent no tokens: what it saved has names of its own. A miss spent them. For
+    # bypasses and errors the tokens are not the cache's story.
+    if event.outcome in _HITS:
+        pairs += [
+            ("memollm.cache.input_tokens_saved", event.input_tokens),
+            ("memollm.cache.output_tokens_saved", event.output_tokens),
+            ("memollm.cache.cost_saved_usd", event.cost),
+            ("memollm.cache.latency_saved_s", event.call_latency),
+        ]
+    elif event.outcome == "miss":
+        pairs += [
+            ("gen_ai.usage.input_tokens", event.input_tokens),
+            ("gen_ai.usage.output_tokens", event.output_tokens),
+        ]
+    if (
+        event.estimated
+        and event.input_tokens is not None
+        and (event.outcome in _HITS or event.outcome == "miss")
+    ):
+        pairs.append(("memollm.cache.tokens_estimated", True))
     return {name: value for name, value in pairs if value is not None}
 
 
